@@ -1,0 +1,301 @@
+"""The motion model: a DETR-style encoder-decoder over a window of keyframes.
+
+Follows the motion model of "Render In-between" (Yu et al., BMVC 2021), made for a stream:
+
+* The **encoder** reads the K most recent keyframes (joints, confidences, capture times) and
+  outputs a denoised, completed copy of each keyframe (a residual on the input).
+* The **prior** is the piecewise-linear interpolation of the denoised keyframes at each query
+  time (constant-velocity extrapolation past the newest keyframe): the original's "two-stage"
+  prior, computed here for irregular times.
+* The **decoder** answers queries at arbitrary times: each query token is its prior pose plus a
+  sine encoding of its time; it attends to the other queries and to the encoder's memory and
+  outputs a residual on the prior.
+
+Positions are encoded from timestamps in seconds (relative to the newest keyframe), not frame
+indices, so irregular input and any output rate work. Whether the model interpolates
+(lookahead >= 1) or predicts (lookahead 0) is only a question of where the query times lie.
+
+The whole forward pass, normalisation included, is one exportable graph: keypoints in the
+caller's units (pixels) go in, keypoints in the same units come out. Attention masks are
+additive and finite and never mask a whole row, so outputs stay finite for any mask pattern,
+for a window whose joints are all missing, and for a single keyframe (the original's NaN
+losses came from fully masked rows of -inf).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .skeleton import MID_HIP, NECK, NUM_JOINTS
+
+MASKED = -1e4  # additive attention mask value: large but finite, so softmax never sees a row of -inf
+
+
+@dataclass
+class ModelConfig:
+    window: int = 8            # K, keyframes per window
+    d_model: int = 128
+    heads: int = 8
+    ff: int = 256
+    encoder_layers: int = 4
+    decoder_layers: int = 4
+    dropout: float = 0.1
+    max_extrapolation: float = 2.0  # prior: at most (alpha - 1) = 1 interval of constant velocity
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------- normalisation
+
+@dataclass
+class Window:
+    """A window of keyframes in normalised units: root-centred, divided by the torso length,
+    times in seconds relative to the newest valid keyframe."""
+    xy: Tensor        # (B, K, J, 2), missing joints are 0
+    present: Tensor   # (B, K, J) float, 1 where the joint was seen
+    conf: Tensor      # (B, K, J)
+    valid: Tensor     # (B, K) bool, keyframe slot holds at least one joint
+    time: Tensor      # (B, K) seconds
+    query_time: Tensor  # (B, Q) seconds
+    center: Tensor    # (B, 2) in input units
+    scale: Tensor     # (B,) input units per normalised unit
+
+
+def normalize_window(key_xy: Tensor, key_conf: Tensor, key_time: Tensor, query_time: Tensor) -> Window:
+    finite = torch.isfinite(key_xy).all(-1)
+    present_b = (key_conf > 0) & finite
+    present = present_b.float()
+    xy = torch.where(present_b.unsqueeze(-1), key_xy, torch.zeros_like(key_xy))
+    valid = present_b.any(-1)
+
+    # Centre: mean of all seen joints in the window (stable under a missing hip).
+    count = present.sum((1, 2))
+    center = (xy * present.unsqueeze(-1)).sum((1, 2)) / count.clamp(min=1).unsqueeze(-1)
+
+    # Scale: mean torso length (neck to mid-hip) over keyframes that show both; else a
+    # fraction of the bounding box; else 1.
+    torso_seen = present[:, :, NECK] * present[:, :, MID_HIP]
+    torso = (xy[:, :, NECK] - xy[:, :, MID_HIP]).norm(dim=-1)
+    torso_scale = (torso * torso_seen).sum(1) / torso_seen.sum(1).clamp(min=1)
+    big = 1e9
+    lo = torch.where(present_b.unsqueeze(-1), key_xy, torch.full_like(key_xy, big)).amin(2)
+    hi = torch.where(present_b.unsqueeze(-1), key_xy, torch.full_like(key_xy, -big)).amax(2)
+    extent = torch.where(valid, (hi - lo).amax(-1), torch.zeros_like(hi[..., 0]))
+    box_scale = 0.3 * extent.sum(1) / valid.float().sum(1).clamp(min=1)
+    scale = torch.where(torso_seen.sum(1) > 0, torso_scale, box_scale)
+    scale = torch.where(scale > 1e-6, scale, torch.ones_like(scale))
+
+    xy = (xy - center[:, None, None]) / scale[:, None, None, None] * present.unsqueeze(-1)
+
+    # Times relative to the newest valid keyframe. A window with no valid slot keeps its times.
+    t_ref = torch.where(valid, key_time, torch.full_like(key_time, -big)).amax(1)
+    t_ref = torch.where(valid.any(1), t_ref, key_time.amax(1))
+    return Window(xy, present, key_conf * present, valid, key_time - t_ref[:, None],
+                  query_time - t_ref[:, None], center, scale)
+
+
+def interpolation_weights(time: Tensor, valid: Tensor, query_time: Tensor, max_alpha: float) -> Tensor:
+    """Weights (B, Q, K) of piecewise-linear interpolation over the valid keyframes.
+
+    Between two valid keyframes: linear. After the newest: constant velocity from the last
+    two (alpha capped at ``max_alpha``). Before the oldest, or with one keyframe: hold.
+    """
+    big = 1e9
+    t = time.unsqueeze(1)                   # (B, 1, K)
+    tq = query_time.unsqueeze(2)            # (B, Q, 1)
+    v = valid.unsqueeze(1)
+    before = v & (t <= tq)
+    after = v & (t > tq)
+    has_before, has_after = before.any(-1), after.any(-1)
+    idx_left = torch.where(before, t, torch.full_like(t.expand_as(before), -big)).argmax(-1)
+    idx_right = torch.where(after, t, torch.full_like(t.expand_as(after), big)).argmin(-1)
+    t_left = torch.gather(time, 1, idx_left)
+    # The valid keyframe before the left one, for extrapolation past the newest.
+    prev = v & (t < t_left.unsqueeze(-1))
+    has_prev = prev.any(-1)
+    idx_prev = torch.where(prev, t, torch.full_like(t.expand_as(prev), -big)).argmax(-1)
+
+    inside = has_before & has_after
+    extrapolate = has_before & ~has_after & has_prev
+    a = torch.where(inside, idx_left, torch.where(extrapolate, idx_prev, torch.where(has_before, idx_left, idx_right)))
+    b = torch.where(inside, idx_right, torch.where(has_before, idx_left, idx_right))
+    t_a, t_b = torch.gather(time, 1, a), torch.gather(time, 1, b)
+    denom = t_b - t_a
+    safe = denom.abs() > 1e-6
+    alpha = torch.where(safe, (query_time - t_a) / torch.where(safe, denom, torch.ones_like(denom)),
+                        torch.ones_like(denom))
+    alpha = alpha.clamp(0.0, max_alpha)
+    k = torch.arange(time.shape[1], device=time.device)
+    onehot_a = (k == a.unsqueeze(-1)).to(time.dtype)
+    onehot_b = (k == b.unsqueeze(-1)).to(time.dtype)
+    return (1 - alpha).unsqueeze(-1) * onehot_a + alpha.unsqueeze(-1) * onehot_b
+
+
+def interpolate(weights: Tensor, key_xy: Tensor) -> Tensor:
+    """Apply (B, Q, K) weights to keyframes (B, K, J, 2) -> (B, Q, J, 2)."""
+    return torch.einsum("bqk,bkjc->bqjc", weights, key_xy)
+
+
+# ---------------------------------------------------------------- building blocks
+
+class TimeEncoding(nn.Module):
+    """Sine/cosine encoding of continuous time in seconds (periods from ~20 ms to ~20 s)."""
+
+    def __init__(self, d_model: int, min_period: float = 0.02, max_period: float = 20.0):
+        super().__init__()
+        n = d_model // 2
+        periods = torch.exp(torch.linspace(math.log(min_period), math.log(max_period), n))
+        self.register_buffer("freq", 2 * math.pi / periods, persistent=False)
+
+    def forward(self, t: Tensor) -> Tensor:
+        phase = t.unsqueeze(-1) * self.freq
+        return torch.cat([phase.sin(), phase.cos()], dim=-1)
+
+
+class Attention(nn.Module):
+    def __init__(self, d_model: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(d_model, d_model)
+        self.k = nn.Linear(d_model, d_model)
+        self.v = nn.Linear(d_model, d_model)
+        self.out = nn.Linear(d_model, d_model)
+        self.dropout = dropout
+
+    def forward(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor) -> Tensor:
+        """mask: additive, (B, 1, 1, Lk), finite."""
+        B, Lq, D = q.shape
+        h = self.heads
+        q = self.q(q).view(B, Lq, h, D // h).transpose(1, 2)
+        k = self.k(k).view(B, -1, h, D // h).transpose(1, 2)
+        v = self.v(v).view(B, -1, h, D // h).transpose(1, 2)
+        att = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(D // h)) + mask
+        att = F.dropout(att.softmax(-1), self.dropout, self.training)
+        return self.out((att @ v).transpose(1, 2).reshape(B, Lq, D))
+
+
+class FeedForward(nn.Sequential):
+    def __init__(self, d_model: int, ff: int, dropout: float):
+        super().__init__(nn.Linear(d_model, ff), nn.GELU(), nn.Dropout(dropout), nn.Linear(ff, d_model))
+
+
+class EncoderLayer(nn.Module):
+    """Pre-norm self-attention over keyframes; the time encoding is added to queries and keys."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
+        self.attn = Attention(cfg.d_model, cfg.heads, cfg.dropout)
+        self.ff = FeedForward(cfg.d_model, cfg.ff, cfg.dropout)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: Tensor, pos: Tensor, mask: Tensor) -> Tensor:
+        h = self.norm1(x)
+        x = x + self.drop(self.attn(h + pos, h + pos, h, mask))
+        return x + self.drop(self.ff(self.norm2(x)))
+
+
+class DecoderLayer(nn.Module):
+    """Pre-norm self-attention over queries, cross-attention to the keyframes, feed-forward."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(cfg.d_model) for _ in range(3))
+        self.self_attn = Attention(cfg.d_model, cfg.heads, cfg.dropout)
+        self.cross_attn = Attention(cfg.d_model, cfg.heads, cfg.dropout)
+        self.ff = FeedForward(cfg.d_model, cfg.ff, cfg.dropout)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: Tensor, query_pos: Tensor, memory: Tensor, memory_pos: Tensor,
+                memory_mask: Tensor, no_mask: Tensor) -> Tensor:
+        h = self.norm1(x)
+        x = x + self.drop(self.self_attn(h + query_pos, h + query_pos, h, no_mask))
+        h = self.norm2(x)
+        x = x + self.drop(self.cross_attn(h + query_pos, memory + memory_pos, memory, memory_mask))
+        return x + self.drop(self.ff(self.norm3(x)))
+
+
+# ---------------------------------------------------------------- the model
+
+class PoseTween(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        J, D = NUM_JOINTS, cfg.d_model
+        self.time_encoding = TimeEncoding(D)
+        self.key_embed = nn.Linear(J * 4, D)     # x, y, seen, confidence per joint
+        self.query_embed = nn.Linear(J * 2, D)   # prior pose
+        self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.encoder_layers))
+        self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.decoder_layers))
+        self.encoder_norm, self.decoder_norm = nn.LayerNorm(D), nn.LayerNorm(D)
+        self.denoise_head = nn.Linear(D, J * 2)
+        self.refine_head = nn.Linear(D, J * 2)
+        # Start as the identity (denoised = input, output = prior): training refines it.
+        for head in (self.denoise_head, self.refine_head):
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
+
+    def forward_normalized(self, w: Window) -> tuple[Tensor, Tensor]:
+        """Normalised window -> (query poses (B, Q, J, 2), denoised keyframes (B, K, J, 2))."""
+        B, K, J, _ = w.xy.shape
+        # Key padding mask. A window with no valid slot attends to all of them (finite, and
+        # the output is then only the prior of zeros): no row is ever fully masked.
+        attend = w.valid | ~w.valid.any(1, keepdim=True)
+        mask = torch.where(attend, torch.zeros_like(w.time), torch.full_like(w.time, MASKED))[:, None, None, :]
+
+        feats = torch.cat([w.xy, w.present.unsqueeze(-1), w.conf.unsqueeze(-1)], -1).reshape(B, K, J * 4)
+        x = self.key_embed(feats)
+        pos = self.time_encoding(w.time)
+        for layer in self.encoder:
+            x = layer(x, pos, mask)
+        memory = self.encoder_norm(x)
+
+        # Denoised keyframes: residual on the input; a missing joint starts from its mean over
+        # the window (or the centre), so the head only has to correct it.
+        seen = w.present.unsqueeze(-1)
+        joint_mean = (w.xy * seen).sum(1, keepdim=True) / seen.sum(1, keepdim=True).clamp(min=1)
+        base = torch.where(seen > 0, w.xy, joint_mean.expand_as(w.xy))
+        key_out = base + self.denoise_head(memory).view(B, K, J, 2)
+
+        weights = interpolation_weights(w.time, w.valid, w.query_time, self.cfg.max_extrapolation)
+        prior = interpolate(weights, key_out)
+        Q = prior.shape[1]
+        q = self.query_embed(prior.reshape(B, Q, J * 2))
+        query_pos = self.time_encoding(w.query_time)
+        no_mask = torch.zeros_like(w.query_time)[:, None, None, :]
+        for layer in self.decoder:
+            q = layer(q, query_pos, memory, pos, mask, no_mask)
+        out = prior + self.refine_head(self.decoder_norm(q)).view(B, Q, J, 2)
+        return out, key_out
+
+    def forward(self, key_xy: Tensor, key_conf: Tensor, key_time: Tensor, query_time: Tensor) -> tuple[Tensor, Tensor]:
+        """key_xy (B, K, J, 2) in any units (missing joints: conf 0, any value, NaN allowed),
+        key_conf (B, K, J), key_time (B, K) seconds ascending, query_time (B, Q) seconds.
+        Returns poses at the query times (B, Q, J, 2) and the denoised keyframes (B, K, J, 2),
+        in the units of key_xy."""
+        w = normalize_window(key_xy, key_conf, key_time, query_time)
+        out, key_out = self.forward_normalized(w)
+        s = w.scale[:, None, None, None]
+        c = w.center[:, None, None]
+        return out * s + c, key_out * s + c
+
+
+def save_model(model: PoseTween, path, extra: dict | None = None) -> None:
+    torch.save({"config": model.cfg.to_dict(), "state_dict": model.state_dict(), **(extra or {})}, path)
+
+
+def load_model(path=None, map_location="cpu") -> PoseTween:
+    """Load a model file; with no path, the default model shipped in the package."""
+    if path is None:
+        from importlib.resources import files
+        path = files("posetween") / "models" / "default.pt"
+    ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    model = PoseTween(ModelConfig(**ckpt["config"]))
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval()

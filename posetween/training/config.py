@@ -1,0 +1,87 @@
+"""Training configuration: typed dataclasses read from a YAML file (configs/default.yaml)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+
+import yaml
+
+from posetween.core.model import ModelConfig
+from posetween.training.windows import AugmentConfig
+
+
+@dataclass
+class SplitConfig:
+    """How motions are split. ``by: take`` hashes each motion's name into train/validation/test
+    (stable across runs and machines); ``by: subset`` assigns whole subsets by name."""
+    by: str = "take"
+    validation: float = 0.05
+    test: float = 0.10
+    validation_subsets: list[str] = field(default_factory=list)
+    test_subsets: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DataConfig:
+    path: str = "data/bandai.h5"
+    split: SplitConfig = field(default_factory=SplitConfig)
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 5e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 500
+    steps: int = 20000
+    batch_size: int = 64
+    grad_clip: float = 1.0
+    key_loss_weight: float = 0.5
+
+
+@dataclass
+class LogConfig:
+    every: int = 50
+    validate_every: int = 500
+    checkpoint_every: int = 250
+    validation_windows: int = 2048
+
+
+@dataclass
+class TrainConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    seed: int = 0
+
+
+def _build(cls, values: dict, where: str):
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ValueError(f"unknown config key(s) in {where}: {', '.join(sorted(unknown))}; "
+                         f"known: {', '.join(known)}")
+    kwargs = {}
+    for name, value in values.items():
+        default = getattr(cls(), name)
+        if is_dataclass(default):
+            value = _build(type(default), value or {}, f"{where}.{name}")
+        elif isinstance(default, tuple):
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    with open(path) as f:
+        return _build(TrainConfig, yaml.safe_load(f) or {}, Path(path).name)
+
+
+def to_dict(obj) -> dict:
+    out = {}
+    for f in fields(obj):
+        v = getattr(obj, f.name)
+        out[f.name] = to_dict(v) if is_dataclass(v) else (list(v) if isinstance(v, tuple) else v)
+    return out

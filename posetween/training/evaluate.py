@@ -1,0 +1,280 @@
+"""``posetween eval``: the model against classical baselines on held-out motion capture.
+
+Each test motion is projected through fixed, seeded virtual cameras; keyframes are taken at the
+input rate (every n-th frame), optionally made noisy; every method then fills each interval
+from the same window of keyframes the streaming engine would give the model (the K newest up
+to the interval's right end for lookahead 1, further for 2, up to its left end for lookahead
+0). Errors are in torso lengths on the frames between keyframes (see posetween.core.metrics).
+
+    posetween eval --data data/bandai.h5 --split test --input-fps 7.5 --output-fps 30 \\
+        [--noisy] [--lookahead 1] [--model PATH] --json out.json [--report out.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from posetween.core import baselines, metrics
+from posetween.core.model import PoseTween, load_model
+from posetween.training.build_data import load_motions
+from posetween.training.config import SplitConfig, load_config
+from posetween.training.splits import split_of
+from posetween.training.windows import Camera
+
+log = logging.getLogger("posetween.eval")
+
+INTERPOLATION_METHODS = ("model", "linear", "cubic", "one_euro")
+PREDICTION_METHODS = ("model", "constant_velocity", "linear", "one_euro")
+
+
+@dataclass
+class EvalSettings:
+    input_fps: float = 7.5
+    output_fps: float | None = None   # default: the data's own rate
+    lookahead: int = 1
+    noisy: bool = False
+    noise: float = 0.04               # --noisy: keyframe noise std, torso lengths
+    missing: float = 0.10             # --noisy: share of keyframe joints missing
+    views: int = 4
+    seed: int = 0
+    one_euro_min_cutoff: float = 1.0  # Hz
+    one_euro_beta: float = 1.0        # per (torso length / s)
+
+
+@dataclass
+class Windows:
+    """Every interval of every view of every motion, as model inputs, with bookkeeping."""
+    key_xy: np.ndarray        # (N, K, J, 2)
+    key_conf: np.ndarray      # (N, K, J)
+    key_time: np.ndarray      # (N, K)
+    query_time: np.ndarray    # (N, Q)
+    target: np.ndarray        # (N, Q, J, 2)
+    one_euro_keys: np.ndarray  # (N, K, J, 2): the same keyframes after a causal One-Euro filter
+    torso: np.ndarray         # (N,)
+    track: np.ndarray         # (N,) which (motion, view) the interval belongs to
+
+
+def camera_for(name: str, view: int, seed: int) -> Camera:
+    g = torch.Generator().manual_seed(zlib.crc32(f"{name}/{view}/{seed}".encode()))
+    u = lambda lo, hi: lo + (hi - lo) * torch.rand(1, generator=g)
+    return Camera(yaw=u(-np.pi, np.pi), pitch=u(-0.25, 0.25), roll=u(-0.05, 0.05),
+                  distance=u(5.0, 8.0), focal=u(800.0, 1200.0),
+                  principal=torch.tensor([[640.0, 360.0]]))
+
+
+def one_euro_keys(key_xy, key_conf, key_time, torso, s: EvalSettings) -> np.ndarray:
+    f = baselines.OneEuroFilter(min_cutoff=s.one_euro_min_cutoff, beta=s.one_euro_beta)
+    out = np.empty_like(key_xy)
+    for m in range(len(key_xy)):
+        out[m] = f(key_time[m], key_xy[m] / torso, key_conf[m] > 0) * torso
+    return out
+
+
+def build_windows(motions, window: int, s: EvalSettings) -> Windows:
+    rng = np.random.default_rng(s.seed)
+    parts, track = [], 0
+    for m in tqdm(motions, desc="windows", leave=False):
+        stride = m.fps / s.input_fps
+        out_fps = s.output_fps or m.fps
+        step = m.fps / out_fps
+        if abs(stride - round(stride)) > 1e-6 or abs(step - round(step)) > 1e-6 or round(stride) % round(step):
+            raise ValueError(f"{m.subset}/{m.name}: {m.fps:g} fps data cannot give keyframes at "
+                             f"{s.input_fps:g} fps and output at {out_fps:g} fps (need integer frame strides)")
+        stride, step = round(stride), round(step)
+        T = len(m.joints)
+        key_frames = np.arange(0, T, stride)
+        M = len(key_frames)
+        if s.lookahead >= 1:
+            intervals = np.arange(0, M - s.lookahead)
+            newest = intervals + s.lookahead
+        else:
+            intervals = np.arange(0, M - 1)
+            newest = intervals
+        if len(intervals) == 0:
+            continue
+        query_frames = key_frames[intervals, None] + step * np.arange(1, stride // step + 1)
+        times = np.arange(T) / m.fps
+        world = torch.as_tensor(m.joints, dtype=torch.float32)[None]
+        for v in range(s.views):
+            gt = camera_for(f"{m.subset}/{m.name}", v, s.seed).project(world)[0].double().numpy()
+            torso_seq = np.nanmean(np.linalg.norm(gt[:, 1] - gt[:, 8], axis=-1))
+            key_xy = gt[key_frames].copy()
+            key_conf = np.ones(key_xy.shape[:2])
+            if s.noisy:
+                key_xy += rng.normal(0, s.noise * torso_seq, key_xy.shape)
+                key_conf[rng.random(key_conf.shape) < s.missing] = 0
+            key_conf[~np.isfinite(key_xy).all(-1)] = 0
+            key_xy[key_conf == 0] = np.nan
+            key_t = times[key_frames]
+            filtered = one_euro_keys(key_xy, key_conf, key_t, torso_seq, s)
+            # Pad K-1 empty slots in front so that every window has K slots (start of a stream).
+            pad = window - 1
+            pad_t = key_t[0] - (np.arange(pad, 0, -1)) / s.input_fps
+            P = lambda a, fill: np.concatenate([np.full((pad,) + a.shape[1:], fill), a])
+            idx = newest[:, None] + np.arange(window)        # in padded indexing
+            parts.append(dict(
+                key_xy=P(key_xy, np.nan)[idx], key_conf=P(key_conf, 0.0)[idx],
+                key_time=np.concatenate([pad_t, key_t])[idx], query_time=times[query_frames],
+                target=gt[query_frames], one_euro_keys=P(filtered, np.nan)[idx],
+                torso=np.full(len(idx), torso_seq), track=np.full(len(idx), track)))
+            track += 1
+    if not parts:
+        raise ValueError("no motion is long enough for these settings")
+    return Windows(**{k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
+
+
+@torch.no_grad()
+def run_model(model: PoseTween, w: Windows, chunk: int = 1024) -> np.ndarray:
+    outs = []
+    for i in tqdm(range(0, len(w.key_xy), chunk), desc="model", leave=False):
+        sl = slice(i, i + chunk)
+        t = lambda a: torch.as_tensor(a[sl], dtype=torch.float32)
+        # Times relative to the window's newest keyframe keep float32 precise on long clips.
+        t_ref = w.key_time[sl, -1:]
+        q, _ = model(t(w.key_xy), t(w.key_conf), torch.as_tensor(w.key_time[sl] - t_ref, dtype=torch.float32),
+                     torch.as_tensor(w.query_time[sl] - t_ref, dtype=torch.float32))
+        outs.append(q.double().numpy())
+    return np.concatenate(outs)
+
+
+def run_method(name: str, model: PoseTween | None, w: Windows) -> np.ndarray:
+    t = lambda a: torch.as_tensor(a, dtype=torch.float64)
+    if name == "model":
+        return run_model(model, w)
+    if name == "cubic":
+        return baselines.cubic(w.key_xy, w.key_conf, w.key_time, w.query_time)
+    if name == "linear":
+        return baselines.linear(t(w.key_xy), t(w.key_conf), t(w.key_time), t(w.query_time)).numpy()
+    if name == "constant_velocity":
+        return baselines.constant_velocity(t(w.key_xy), t(w.key_conf), t(w.key_time), t(w.query_time)).numpy()
+    if name == "one_euro":   # filtered keyframes, then linear (constant velocity past the newest)
+        seen = np.isfinite(w.one_euro_keys).all(-1).astype(float)
+        return baselines.constant_velocity(t(w.one_euro_keys), t(seen), t(w.key_time), t(w.query_time)).numpy()
+    raise ValueError(f"unknown method {name!r}")
+
+
+def score(pred: np.ndarray, w: Windows) -> dict[str, float]:
+    dists, coords, accels = [], [], []
+    # The last query of each interval is the keyframe at its right end: not "between".
+    for track in np.unique(w.track):
+        rows = np.flatnonzero(w.track == track)
+        torso = w.torso[rows[0]]
+        p, g = pred[rows], w.target[rows]
+        e = metrics.position_errors(p[:, :-1].reshape(-1, *p.shape[2:]), g[:, :-1].reshape(-1, *g.shape[2:]), torso)
+        dists.append(e["dist"])
+        coords.append(e["coord"])
+        accels.append(metrics.acceleration_error(p.reshape(-1, *p.shape[2:]), g.reshape(-1, *g.shape[2:]), torso))
+    return metrics.summarize(dists, coords, accels)
+
+
+def evaluate(model: PoseTween, motions, s: EvalSettings) -> dict:
+    w = build_windows(motions, model.cfg.window, s)
+    methods = PREDICTION_METHODS if s.lookahead == 0 else INTERPOLATION_METHODS
+    results = {}
+    for name in tqdm(methods, desc=f"{s.input_fps:g} fps", leave=False):
+        results[name] = score(run_method(name, model, w), w)
+    results["settings"] = {**asdict(s), "motions": len(motions), "intervals": int(len(w.key_xy)),
+                           "window": model.cfg.window}
+    return results
+
+
+def markdown_table(results: dict) -> str:
+    methods = [k for k in results if k != "settings"]
+    cols = ("mpjpe", "pck@0.1", "accel", "mse", "mae", "max")
+    base = "linear" if "linear" in results else methods[1]
+    lines = ["| method | " + " | ".join(cols) + f" | mpjpe / {base} |", "|---" * (len(cols) + 2) + "|"]
+    for m in methods:
+        r = results[m]
+        lines.append(f"| {m} | " + " | ".join(f"{r[c]:.4f}" for c in cols)
+                     + f" | {r['mpjpe'] / results[base]['mpjpe']:.3f} |")
+    return "\n".join(lines)
+
+
+def write_report(path: Path, by_fps: dict[float, dict], title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rates = sorted(by_fps)
+    methods = [k for k in by_fps[rates[0]] if k != "settings"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for m in methods:
+        ax.plot(rates, [by_fps[r][m]["mpjpe"] for r in rates], marker="o", label=m)
+    ax.set_xlabel("input rate (fps)")
+    ax.set_ylabel("MPJPE (torso lengths)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(rates, [f"{r:g}" for r in rates])
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    plot = path.with_suffix(".png")
+    fig.savefig(plot, dpi=120)
+    plt.close(fig)
+    settings = by_fps[rates[0]]["settings"]
+    parts = [f"# {title}", "", f"![error against input rate]({plot.name})", "",
+             "Errors in torso lengths (neck to mid-hip), on the frames between keyframes; "
+             "accel in torso lengths per output frame squared.", "",
+             "Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items() if k != "input_fps"), ""]
+    for r in rates:
+        parts += [f"## {r:g} fps in", "", markdown_table(by_fps[r]), ""]
+    path.write_text("\n".join(parts))
+
+
+def register(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate the model against linear, cubic and One-Euro baselines",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="HDF5 from `posetween data build`")
+    p.add_argument("--split", default="test", choices=("train", "validation", "test", "all"))
+    p.add_argument("--split-config", default=None,
+                   help="training YAML whose data.split defines the splits (default: split by take, 5%% val, 10%% test)")
+    p.add_argument("--input-fps", type=float, nargs="+", required=True,
+                   help="keyframe rate(s); with several, the JSON's methods are for the first and the report plots all")
+    p.add_argument("--output-fps", type=float, help="output rate (default: the data's rate)")
+    p.add_argument("--lookahead", type=int, default=1)
+    p.add_argument("--noisy", action="store_true", help="4%% torso noise on every keyframe joint, 10%% joints missing")
+    p.add_argument("--model", help="model file (default: the shipped default model)")
+    p.add_argument("--views", type=int, default=4, help="fixed virtual cameras per motion")
+    p.add_argument("--limit", type=int, help="evaluate only the first N motions (quick checks)")
+    p.add_argument("--json", required=True, help="write results here")
+    p.add_argument("--report", help="markdown report with a plot (default: next to --json)")
+    p.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    split_cfg = load_config(args.split_config).data.split if args.split_config else SplitConfig()
+    motions = [m for m in load_motions(args.data)
+               if args.split == "all" or split_of(m.subset, m.name, split_cfg) == args.split]
+    if args.limit:
+        motions = motions[:args.limit]
+    if not motions:
+        raise SystemExit(f"no motions in split {args.split!r} of {args.data}")
+    model = load_model(args.model)
+    by_fps = {}
+    for fps in args.input_fps:
+        s = EvalSettings(input_fps=fps, output_fps=args.output_fps, lookahead=args.lookahead,
+                         noisy=args.noisy, views=args.views)
+        by_fps[fps] = evaluate(model, motions, s)
+        by_fps[fps]["settings"].update(data=args.data, split=args.split, model=args.model or "default")
+        print(f"\n{fps:g} fps in, lookahead {args.lookahead}{', noisy' if args.noisy else ''}:")
+        print(markdown_table(by_fps[fps]))
+    out = dict(by_fps[args.input_fps[0]])
+    if len(by_fps) > 1:
+        out["by_input_fps"] = {f"{k:g}": v for k, v in by_fps.items()}
+    json_path = Path(args.json)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(out, indent=2))
+    report = Path(args.report) if args.report else json_path.with_suffix(".md")
+    title = f"lookahead {args.lookahead}, {'noisy' if args.noisy else 'clean'} input"
+    write_report(report, by_fps, title)
+    print(f"wrote {json_path} and {report}")
+    return 0

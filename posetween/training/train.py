@@ -1,0 +1,243 @@
+"""``posetween train``: train the motion model on windows drawn from motion capture.
+
+    posetween train --config configs/default.yaml --batch-size 64 --name NAME [--resume]
+    torchrun --nproc_per_node 2 -m posetween.cli train ...   # DistributedDataParallel
+
+A run lives in ``runs/NAME/``: ``config.yaml``, ``last.pt`` (everything needed to resume exactly:
+model, optimizer, scheduler, step, every random state), ``best.pt`` (lowest validation error),
+``model.pt`` (the best weights alone, what ``--model`` takes) and TensorBoard logs in ``tb/``.
+Ctrl-C or SIGTERM saves ``last.pt`` before leaving, and ``--until STEP`` stops early on purpose:
+on a small machine, train in pieces and continue with ``--resume``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import yaml
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from posetween.core import baselines
+from posetween.core.model import PoseTween, save_model
+from posetween.training.build_data import load_motions
+from posetween.training.config import TrainConfig, load_config, to_dict
+from posetween.training.splits import split_of
+from posetween.training.windows import MotionClips, sample_windows
+
+log = logging.getLogger("posetween.train")
+
+
+def load_clips(cfg: TrainConfig, split: str) -> MotionClips:
+    motions = [(f"{m.subset}/{m.name}", m.fps, m.joints) for m in load_motions(cfg.data.path)
+               if split_of(m.subset, m.name, cfg.data.split) == split]
+    return MotionClips.from_motions(motions)
+
+
+def mpjpe(pred: torch.Tensor, target: torch.Tensor, torso: torch.Tensor, mask: torch.Tensor | None = None):
+    """Mean per-joint position error in torso lengths; joints absent from the ground truth
+    (NaN) and masked-out entries do not count."""
+    err = (pred - target).norm(dim=-1) / torso.view(-1, *([1] * (pred.dim() - 2)))
+    ok = torch.isfinite(err)
+    if mask is not None:
+        ok = ok & mask
+    return torch.where(ok, err, torch.zeros_like(err)).sum() / ok.sum().clamp(min=1)
+
+
+def loss_fn(model, batch: dict, cfg: TrainConfig) -> tuple[torch.Tensor, dict]:
+    query, keys = model(batch["key_xy"], batch["key_conf"], batch["key_time"], batch["query_time"])
+    query_err = mpjpe(query, batch["target_query"], batch["torso"])
+    key_err = mpjpe(keys, batch["target_key"], batch["torso"], batch["key_in_clip"][:, :, None])
+    return query_err + cfg.optim.key_loss_weight * key_err, {"query_mpjpe": query_err.item(), "key_mpjpe": key_err.item()}
+
+
+@torch.no_grad()
+def validate(model: PoseTween, batches: list[dict]) -> dict[str, float]:
+    """Model and linear interpolation on the same fixed windows, in torso lengths."""
+    model.eval()
+    sums = {"model": 0.0, "linear": 0.0, "model_lookahead1": 0.0, "linear_lookahead1": 0.0}
+    for b in batches:
+        query, _ = model(b["key_xy"], b["key_conf"], b["key_time"], b["query_time"])
+        lin = baselines.constant_velocity(b["key_xy"], b["key_conf"], b["key_time"], b["query_time"])
+        la1 = (b["lookahead"] == 1)[:, None, None]
+        for name, pred in (("model", query), ("linear", lin)):
+            sums[name] += mpjpe(pred, b["target_query"], b["torso"]).item()
+            sums[f"{name}_lookahead1"] += mpjpe(pred, b["target_query"], b["torso"], la1.expand(pred.shape[:3])).item()
+    model.train()
+    out = {k: v / len(batches) for k, v in sums.items()}
+    out["ratio"] = out["model"] / out["linear"]
+    return out
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world: int = 1
+
+    @classmethod
+    def setup(cls) -> "Distributed":
+        if "RANK" not in os.environ:
+            return cls()
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+        return cls(dist.get_rank(), dist.get_world_size())
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def lr_lambda(cfg: TrainConfig):
+    warm, total = cfg.optim.warmup_steps, cfg.optim.steps
+
+    def f(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        progress = min(1.0, (step - warm) / max(1, total - warm))
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+    return f
+
+
+def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, until: int | None = None,
+          device: str | None = None) -> Path:
+    ddp = Distributed.setup()
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda" and ddp.world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    torch.manual_seed(cfg.seed)
+    model = PoseTween(cfg.model).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
+    sampler_rng = torch.Generator().manual_seed(cfg.seed * 1000 + ddp.rank)
+    step, best = 0, math.inf
+
+    last = run_dir / "last.pt"
+    if resume:
+        if not last.exists():
+            raise FileNotFoundError(f"--resume: no checkpoint at {last}")
+        ckpt = torch.load(last, map_location=device, weights_only=False)
+        model.load_state_dict(ckpt["state_dict"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        step, best = ckpt["step"], ckpt["best"]
+        sampler_rng.set_state(ckpt["rng"]["sampler"][ddp.rank])
+        torch.set_rng_state(ckpt["rng"]["torch"][ddp.rank])
+        log.info("resumed %s at step %d", run_dir, step)
+    elif ddp.main:
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+    train_clips = load_clips(cfg, "train")
+    val_clips = load_clips(cfg, "validation")
+    val_rng = torch.Generator().manual_seed(12345)   # the same validation windows every time
+    n_val = max(1, cfg.log.validation_windows // 256)
+    val_batches = [{k: v.to(device) for k, v in sample_windows(val_clips, 256, cfg.model.window, cfg.augment, val_rng).items()}
+                   for _ in range(n_val)]
+    if ddp.main:
+        log.info("train: %d motions, %d frames; validation: %d motions", len(train_clips.names),
+                 len(train_clips.frames), len(val_clips.names))
+
+    net = DistributedDataParallel(model) if ddp.world > 1 else model
+    writer = None
+    if ddp.main:
+        from torch.utils.tensorboard import SummaryWriter
+        writer = SummaryWriter(str(run_dir / "tb"), purge_step=step)
+
+    def checkpoint() -> None:
+        rng = {"sampler": [sampler_rng.get_state()], "torch": [torch.get_rng_state()]}
+        if ddp.world > 1:   # every rank's random state, so that each resumes its own stream
+            gathered = [None] * ddp.world
+            dist.all_gather_object(gathered, rng)
+            rng = {k: [g[k][0] for g in gathered] for k in rng}
+        if ddp.main:
+            tmp = run_dir / "last.pt.tmp"
+            torch.save({"state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "step": step, "best": best,
+                        "rng": rng, "config": to_dict(cfg)}, tmp)
+            tmp.replace(last)
+
+    stop = {"now": False}
+
+    def on_signal(signum, frame):
+        stop["now"] = True
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, on_signal)
+
+    end = min(cfg.optim.steps, until if until is not None else cfg.optim.steps)
+    bar = tqdm(total=end, initial=step, desc=f"train {run_dir.name}", disable=not ddp.main, dynamic_ncols=True)
+    model.train()
+    while step < end and not stop["now"]:
+        batch = {k: v.to(device) for k, v in sample_windows(train_clips, cfg.optim.batch_size, cfg.model.window,
+                                                             cfg.augment, sampler_rng).items()}
+        loss, parts = loss_fn(net, batch, cfg)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        bar.update(1)
+        if ddp.main and step % cfg.log.every == 0:
+            bar.set_postfix(loss=f"{loss.item():.4f}", q=f"{parts['query_mpjpe']:.4f}")
+            writer.add_scalar("train/loss", loss.item(), step)
+            for k, v in parts.items():
+                writer.add_scalar(f"train/{k}", v, step)
+            writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
+        if step % cfg.log.validate_every == 0 or step == end:
+            if ddp.main:
+                val = validate(model, val_batches)
+                for k, v in val.items():
+                    writer.add_scalar(f"val/{k}", v, step)
+                tqdm.write(f"step {step}: validation mpjpe model {val['model']:.4f} linear {val['linear']:.4f} "
+                           f"(x{val['ratio']:.3f}); lookahead 1: {val['model_lookahead1']:.4f} vs "
+                           f"{val['linear_lookahead1']:.4f}")
+                if val["model"] < best:
+                    best = val["model"]
+                    save_model(model, run_dir / "model.pt", {"step": step, "validation": val})
+        if step % cfg.log.checkpoint_every == 0:
+            checkpoint()
+    checkpoint()
+    bar.close()
+    if writer:
+        writer.close()
+    if ddp.world > 1:
+        dist.destroy_process_group()
+    return run_dir
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train the motion model", description=__doc__,
+                       formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True, help="YAML config (see configs/default.yaml)")
+    p.add_argument("--batch-size", type=int, help="windows per step and process (overrides the config)")
+    p.add_argument("--name", required=True, help="run name: checkpoints and logs go to RUNS/NAME")
+    p.add_argument("--runs", default="runs", help="folder of runs (default: runs)")
+    p.add_argument("--resume", action="store_true", help="continue RUNS/NAME exactly where it stopped")
+    p.add_argument("--until", type=int, help="stop (with a checkpoint) at this step")
+    p.add_argument("--steps", type=int, help="total steps of the schedule (overrides the config)")
+    p.add_argument("--data", help="HDF5 from `posetween data build` (overrides the config)")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    run_dir = Path(args.runs) / args.name
+    cfg = load_config(run_dir / "config.yaml" if args.resume else args.config)
+    if args.batch_size:
+        cfg.optim.batch_size = args.batch_size
+    if args.steps:
+        cfg.optim.steps = args.steps
+    if args.data:
+        cfg.data.path = args.data
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
+    train(cfg, run_dir, resume=args.resume, until=args.until, device=args.device)
+    return 0
