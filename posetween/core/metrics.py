@@ -11,13 +11,15 @@ import numpy as np
 
 
 def position_errors(pred: np.ndarray, target: np.ndarray, torso: float) -> dict[str, np.ndarray]:
-    """Per-joint sums for aggregation: distance, squared and absolute coordinate error."""
+    """Per-joint errors for aggregation: distances, coordinate errors, and how many joints
+    with ground truth the method gave no answer for (a baseline cannot place a joint that was
+    missing in every keyframe it sees; the model always answers). Unanswered joints are left
+    out of the errors, which favours the baselines, and counted in ``unanswered``."""
     diff = (pred - target) / torso
-    ok = np.isfinite(target).all(-1)
-    dist = np.linalg.norm(diff, axis=-1)
-    # A method that produced nothing for a joint (NaN) counts as the worst case, not skipped.
-    dist = np.where(np.isfinite(dist), dist, np.inf)
-    return {"dist": dist[ok], "coord": np.where(np.isfinite(diff), diff, np.inf)[ok]}
+    has_truth = np.isfinite(target).all(-1)
+    answered = has_truth & np.isfinite(pred).all(-1)
+    return {"dist": np.linalg.norm(diff, axis=-1)[answered], "coord": diff[answered],
+            "unanswered": int(has_truth.sum() - answered.sum())}
 
 
 def acceleration_error(pred: np.ndarray, target: np.ndarray, torso: float) -> np.ndarray:
@@ -29,7 +31,8 @@ def acceleration_error(pred: np.ndarray, target: np.ndarray, torso: float) -> np
     return err[np.isfinite(err)]
 
 
-def summarize(dists: list[np.ndarray], coords: list[np.ndarray], accels: list[np.ndarray]) -> dict[str, float]:
+def summarize(dists: list[np.ndarray], coords: list[np.ndarray], accels: list[np.ndarray],
+              unanswered: int = 0) -> dict[str, float]:
     d = np.concatenate(dists) if dists else np.zeros(0)
     c = np.concatenate(coords) if coords else np.zeros((0, 2))
     a = np.concatenate(accels) if accels else np.zeros(0)
@@ -41,4 +44,5 @@ def summarize(dists: list[np.ndarray], coords: list[np.ndarray], accels: list[np
         "mae": float(np.abs(c).mean()),
         "max": float(np.abs(c).max()),
         "joints": int(d.size),
+        "unanswered": int(unanswered),
     }

@@ -163,7 +163,7 @@ def run_method(name: str, model: PoseTween | None, w: Windows) -> np.ndarray:
 
 
 def score(pred: np.ndarray, w: Windows) -> dict[str, float]:
-    dists, coords, accels = [], [], []
+    dists, coords, accels, unanswered = [], [], [], 0
     # The last query of each interval is the keyframe at its right end: not "between".
     for track in np.unique(w.track):
         rows = np.flatnonzero(w.track == track)
@@ -172,8 +172,9 @@ def score(pred: np.ndarray, w: Windows) -> dict[str, float]:
         e = metrics.position_errors(p[:, :-1].reshape(-1, *p.shape[2:]), g[:, :-1].reshape(-1, *g.shape[2:]), torso)
         dists.append(e["dist"])
         coords.append(e["coord"])
+        unanswered += e["unanswered"]
         accels.append(metrics.acceleration_error(p.reshape(-1, *p.shape[2:]), g.reshape(-1, *g.shape[2:]), torso))
-    return metrics.summarize(dists, coords, accels)
+    return metrics.summarize(dists, coords, accels, unanswered)
 
 
 def evaluate(model: PoseTween, motions, s: EvalSettings) -> dict:

@@ -231,6 +231,9 @@ def register(sub) -> None:
 
 def _run(args) -> int:
     run_dir = Path(args.runs) / args.name
+    if args.resume and not (run_dir / "last.pt").exists():
+        raise FileNotFoundError(f"--resume: no checkpoint at {run_dir / 'last.pt'}")
+    # A resumed run keeps the configuration it started with.
     cfg = load_config(run_dir / "config.yaml" if args.resume else args.config)
     if args.batch_size:
         cfg.optim.batch_size = args.batch_size

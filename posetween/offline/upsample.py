@@ -1,0 +1,199 @@
+"""``posetween upsample``: the original's offline upsampler, on a whole recorded sequence.
+
+    posetween upsample --pose-dir DIR --save-dir OUT --upsample-rate 8 [--fps F] [--model PATH]
+    posetween upsample --input FILE.npz|FILE.jsonl --save-dir OUT --upsample-rate 8
+
+``--pose-dir`` reads a folder of OpenPose JSON (BODY_25, one file per frame; the largest person
+when there are several; no person means every joint missing) and writes OpenPose JSON at
+``upsample-rate`` times the frame rate into ``OUT/model/`` (the motion model) and
+``OUT/linear/`` (linear interpolation), as the original did. Joints our layout lacks (eyes, ears,
+small toes, heels) are written ``0, 0, 0``, as OpenPose writes a missing joint. ``--input`` takes
+npz or JSON lines in any supported layout (see :mod:`posetween.offline.keypoint_io`) and writes
+``OUT/model.npz`` and ``OUT/linear.npz`` (``xy``, ``conf``, ``t``, ``fps``, ``layout``,
+``is_key``).
+
+Offline the model sees the future: each interval between keyframes ``i`` and ``i + 1`` is filled
+from the window of ``K`` keyframes that ends ``lookahead`` (>= 1) keyframes after ``i``.
+
+Missing joints stay missing. An output frame's confidence for a joint is the linear
+interpolation of the two keyframes' confidences (0 where missing): a joint missing in both
+keyframes around an interval is missing (conf 0, NaN; ``0, 0, 0`` in OpenPose JSON) all through
+it, and a joint missing at a keyframe is missing at that keyframe's own time.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from posetween.core.skeleton import NUM_JOINTS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Upsampled:
+    t: np.ndarray            # (M,) seconds
+    is_key: np.ndarray       # (M,) bool, the output frame is at a keyframe's time
+    conf: np.ndarray         # (M, 19), shared by both methods
+    model: np.ndarray | None  # (M, 19, 2), NaN where conf is 0
+    linear: np.ndarray       # (M, 19, 2)
+    model_seconds: float = 0.0
+
+
+def output_times(t: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Output times, the interval index of each and its fraction ``a`` in [0, 1]."""
+    n = len(t)
+    if n == 1:
+        return t.copy(), np.zeros(1, int), np.zeros(1)
+    j = np.arange(rate) / rate
+    interval = np.repeat(np.arange(n - 1), rate)
+    a = np.tile(j, n - 1)
+    interval = np.append(interval, n - 2)
+    a = np.append(a, 1.0)
+    out_t = t[interval] + a * (t[interval + 1] - t[interval])
+    return out_t, interval, a
+
+
+def _interval_conf(conf: np.ndarray, interval: np.ndarray, a: np.ndarray) -> np.ndarray:
+    if len(conf) == 1:
+        return conf.copy()
+    c = (1 - a)[:, None] * conf[interval] + a[:, None] * conf[interval + 1]
+    # Exactly at a keyframe, only that keyframe counts (no 1e-17 leftovers).
+    c = np.where((a == 0)[:, None], conf[interval], c)
+    return np.where((a == 1)[:, None], conf[np.minimum(interval + 1, len(conf) - 1)], c)
+
+
+def linear_upsample(xy: np.ndarray, conf: np.ndarray, t: np.ndarray, out_t: np.ndarray) -> np.ndarray:
+    """Per joint, linear interpolation through the keyframes where it was seen."""
+    out = np.full((len(out_t), NUM_JOINTS, 2), np.nan)
+    seen = (conf > 0) & np.isfinite(xy).all(-1)
+    for j in range(NUM_JOINTS):
+        rows = seen[:, j]
+        if rows.any():
+            for c in range(2):
+                out[:, j, c] = np.interp(out_t, t[rows], xy[rows, j, c])
+    return out
+
+
+def model_upsample(backend, xy: np.ndarray, conf: np.ndarray, t: np.ndarray, rate: int,
+                   lookahead: int = 1, batch: int = 256) -> np.ndarray:
+    """The model's poses at ``output_times(t, rate)``: interval ``i`` from the window of
+    ``backend.window`` keyframes ending at keyframe ``min(i + lookahead, N - 1)``."""
+    if lookahead < 1:
+        raise ValueError("offline upsampling interpolates: lookahead must be >= 1")
+    n, K = len(t), backend.window
+    seen = (conf > 0) & np.isfinite(xy).all(-1)
+    key_xy = np.where(seen[..., None], xy, 0.0)
+    key_conf = np.where(seen, conf, 0.0)
+    if n == 1:
+        ends, queries = np.array([0]), t[None, :1]
+    else:
+        ends = np.minimum(np.arange(n - 1) + lookahead, n - 1)
+        frac = np.arange(rate + 1) / rate                     # rate queries and the next keyframe
+        queries = t[:-1, None] + frac[None] * np.diff(t)[:, None]
+    idx = ends[:, None] - np.arange(K - 1, -1, -1)[None]      # (B, K), oldest first
+    pad = idx < 0
+    idx = np.maximum(idx, 0)
+    w_xy = key_xy[idx]
+    w_conf = np.where(pad[..., None], 0.0, key_conf[idx])
+    w_time = np.where(pad, t[idx] - 1.0, t[idx])               # padding: any finite time, masked
+    outs = []
+    for s in range(0, len(ends), batch):
+        outs.append(backend.run(w_xy[s:s + batch], w_conf[s:s + batch], w_time[s:s + batch],
+                                queries[s:s + batch]))
+    res = np.concatenate(outs).astype(np.float64)             # (B, Q, 19, 2)
+    if n == 1:
+        return res[0]
+    return np.concatenate([res[:, :rate].reshape(-1, NUM_JOINTS, 2), res[-1, rate:]], 0)
+
+
+def upsample(xy: np.ndarray, conf: np.ndarray, t: np.ndarray, rate: int, backend=None,
+             lookahead: int = 1) -> Upsampled:
+    """Upsample a sequence ``rate`` times with linear interpolation and, given a backend, the model."""
+    xy, conf, t = np.asarray(xy, np.float64), np.asarray(conf, np.float64), np.asarray(t, np.float64)
+    if len(t) == 0:
+        raise ValueError("no frames to upsample")
+    if rate < 1:
+        raise ValueError("--upsample-rate must be >= 1")
+    out_t, interval, a = output_times(t, rate)
+    out_conf = _interval_conf(np.where(np.isfinite(xy).all(-1), conf, 0.0), interval, a)
+    present = out_conf > 0
+    lin = np.where(present[..., None], linear_upsample(xy, conf, t, out_t), np.nan)
+    model, seconds = None, 0.0
+    if backend is not None:
+        t0 = time.perf_counter()
+        model = np.where(present[..., None], model_upsample(backend, xy, conf, t, rate, lookahead), np.nan)
+        seconds = time.perf_counter() - t0
+    is_key = a == 0
+    if len(t) > 1:
+        is_key[-1] = True
+    return Upsampled(out_t, is_key, out_conf, model, lin, seconds)
+
+
+def _prefix(files: list[Path]) -> str:
+    m = re.match(r"^(.*?)_?\d+(_keypoints)?\.json$", files[0].name)
+    return (m.group(1) if m and m.group(1) else "frame")
+
+
+def run(args) -> int:
+    from posetween.export.backends import create_backend
+    from posetween.offline import keypoint_io as kio
+
+    if bool(args.pose_dir) == bool(args.input):
+        raise SystemExit("posetween upsample: give exactly one of --pose-dir DIR or --input FILE")
+    src = Path(args.pose_dir or args.input)
+    fps = args.fps
+    if args.pose_dir:
+        xy, conf, files = kio.read_openpose_folder(src)
+        if fps is None:
+            fps = 30.0 / args.upsample_rate
+            log.info("no --fps: taking the keyframes at %.3g fps (output at 30 fps)", fps)
+        t = np.arange(len(xy)) / fps
+    else:
+        try:
+            xy, conf, t = kio.read_sequence(src, fps)
+        except ValueError as e:
+            if "--fps" not in str(e):
+                raise
+            fps = 30.0 / args.upsample_rate
+            log.info("no times and no --fps: taking the keyframes at %.3g fps (output at 30 fps)", fps)
+            xy, conf, t = kio.read_sequence(src, fps)
+    backend = create_backend(args.backend, model_path=args.model)
+    up = upsample(xy, conf, t, args.upsample_rate, backend, lookahead=args.lookahead)
+    out = Path(args.save_dir)
+    if args.pose_dir:
+        prefix = _prefix(files)
+        kio.write_openpose_folder(out / "model", up.model, up.conf, prefix)
+        kio.write_openpose_folder(out / "linear", up.linear, up.conf, prefix)
+        where = f"{out / 'model'}/ and {out / 'linear'}/"
+    else:
+        kio.write_npz(out / "model.npz", up.model, up.conf, up.t, is_key=up.is_key)
+        kio.write_npz(out / "linear.npz", up.linear, up.conf, up.t, is_key=up.is_key)
+        where = f"{out / 'model.npz'} and {out / 'linear.npz'}"
+    missing = float((up.conf == 0).mean())
+    print(f"upsampled {len(t)} keyframes x{args.upsample_rate} -> {len(up.t)} frames "
+          f"(lookahead {args.lookahead}, model {up.model_seconds:.2f} s, {missing:.1%} joints missing); "
+          f"wrote {where}")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("upsample", help="upsample a recorded pose sequence offline (OpenPose JSON, npz, JSON lines)",
+                       description=__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--pose-dir", help="folder of OpenPose JSON (BODY_25), one file per frame")
+    src.add_argument("--input", help="npz or JSON lines keypoints in any supported layout")
+    p.add_argument("--save-dir", required=True, help="output folder")
+    p.add_argument("--upsample-rate", type=int, default=8, help="output frames per input frame (default 8)")
+    p.add_argument("--fps", type=float, help="keyframe rate of the input (default: the file's times, "
+                                             "else 30 / upsample-rate, i.e. 30 fps out)")
+    p.add_argument("--lookahead", type=int, default=1, help="keyframes of future each interval sees (>= 1)")
+    p.add_argument("--model", help="model file (default: the shipped default model)")
+    p.add_argument("--backend", default="auto", help="runtime backend (default auto)")
+    p.set_defaults(func=run)

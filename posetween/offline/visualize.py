@@ -1,0 +1,146 @@
+"""``posetween visualize``: render skeleton sequences to a GIF or an MP4.
+
+    posetween visualize OUT/model OUT/linear --out compare.gif
+    posetween visualize keys=poses/@3.75 model=OUT/model linear=OUT/linear --out compare.mp4 --overlay
+    posetween visualize OUT/model.npz OUT/linear.npz --out compare.gif --fps 30
+
+Each input is ``[LABEL=]PATH[@FPS]``: a folder of OpenPose JSON or an npz (see
+:mod:`posetween.offline.keypoint_io`); the label defaults to the folder or file name, ``@FPS``
+gives the frame rate of an input without times (default ``--input-fps``). Inputs are
+shown side by side (one panel each) or, with ``--overlay``, in one panel in different colours.
+Sequences of different rates are aligned by time: each output frame shows, for each input,
+its frame at or just before that time (a keyframe sequence is shown stepped). The output rate
+is ``--fps`` (default: the fastest input's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from posetween.offline.draw import color_for, draw_skeleton, put_text
+
+log = logging.getLogger(__name__)
+
+
+def parse_input(spec: str) -> tuple[str, Path, float | None]:
+    """``[LABEL=]PATH[@FPS]`` -> (label, path, fps or None)."""
+    label, sep, path = spec.partition("=")
+    if not sep:
+        path, label = spec, ""
+    fps = None
+    head, at, tail = path.rpartition("@")
+    if at and head:
+        try:
+            fps = float(tail)
+            path = head
+        except ValueError:
+            pass
+    p = Path(path)
+    return (label or (p.stem if p.suffix == ".npz" else p.name) or str(p)), p, fps
+
+
+def load_input(path: Path, fps: float | None, default_fps: float = 30.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read one input; ``fps`` (if given) overrides, ``default_fps`` serves inputs without times."""
+    from posetween.offline import keypoint_io as kio
+    try:
+        return kio.read_sequence(path, fps)
+    except ValueError as e:
+        if "--fps" not in str(e):
+            raise
+        return kio.read_sequence(path, default_fps)
+
+
+def render_frames(seqs: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], fps: float | None = None,
+                  size: int = 360, overlay: bool = False, margin: float = 0.08):
+    """Yield BGR frames (H, W, 3) for the sequences ``(label, xy, conf, t)``."""
+    if not seqs:
+        raise ValueError("nothing to render")
+    all_xy = np.concatenate([s[1][s[2] > 0] for s in seqs if (s[2] > 0).any()] or [np.zeros((1, 2))])
+    all_xy = all_xy[np.isfinite(all_xy).all(-1)]
+    lo, hi = (all_xy.min(0), all_xy.max(0)) if len(all_xy) else (np.zeros(2), np.ones(2))
+    extent = max(float((hi - lo).max()), 1e-6) * (1 + 2 * margin)
+    scale = size / extent
+    offset = size / 2 - (lo + hi) / 2 * scale
+    if fps is None:
+        rates = [1.0 / np.median(np.diff(s[3])) for s in seqs if len(s[3]) > 1]
+        fps = max(rates) if rates else 10.0
+    t0 = min(s[3][0] for s in seqs)
+    t1 = max(s[3][-1] for s in seqs)
+    n = int(np.floor((t1 - t0) * fps + 1e-6)) + 1
+    panels = 1 if overlay else len(seqs)
+    for k in range(n):
+        tk = t0 + k / fps
+        img = np.full((size, size * panels, 3), 255, np.uint8)
+        for i, (label, xy, conf, t) in enumerate(seqs):
+            f = int(np.searchsorted(t, tk + 1e-6, side="right")) - 1
+            px = 0 if overlay else i * size
+            color = color_for(label, i)
+            if 0 <= f < len(t):
+                draw_skeleton(img, xy[f], conf[f], color, thickness=2, offset=(offset[0] + px, offset[1]),
+                              scale=scale)
+            put_text(img, label, (px + 8, 22 + (18 * i if overlay else 0)), 0.55, color, 1)
+        if not overlay:
+            for i in range(1, panels):
+                cv2.line(img, (i * size, 0), (i * size, size), (200, 200, 200), 1)
+        put_text(img, f"{tk - t0:6.2f} s", (8, size - 10), 0.5, (90, 90, 90), 1)
+        yield img
+
+
+def write_video(path: Path, frames, fps: float) -> int:
+    """Write BGR frames to .gif (imageio) or .mp4/.avi (OpenCV, mp4v). Returns the frame count."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    if path.suffix.lower() == ".gif":
+        import imageio.v2 as imageio
+        with imageio.get_writer(path, mode="I", duration=1.0 / fps, loop=0) as w:
+            for img in frames:
+                w.append_data(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+                n += 1
+        return n
+    writer = None
+    for img in frames:
+        if writer is None:
+            h, w = img.shape[:2]
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+            if not writer.isOpened():
+                raise RuntimeError(f"OpenCV cannot write {path}")
+        writer.write(img)
+        n += 1
+    if writer is not None:
+        writer.release()
+    return n
+
+
+def run(args) -> int:
+    seqs = []
+    for spec in args.inputs:
+        label, path, fps = parse_input(spec)
+        xy, conf, t = load_input(path, fps, args.input_fps)
+        seqs.append((label, xy, conf, t))
+    fps = args.fps
+    if fps is None:
+        rates = [1.0 / np.median(np.diff(s[3])) for s in seqs if len(s[3]) > 1]
+        fps = float(max(rates)) if rates else 10.0
+    frames = render_frames(seqs, fps, size=args.size, overlay=args.overlay)
+    n = write_video(Path(args.out), frames, fps)
+    print(f"wrote {n} frames at {fps:.3g} fps to {args.out}")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("visualize", help="render skeleton sequences (OpenPose JSON folders, npz) to GIF or MP4",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", help="[LABEL=]PATH[@FPS]: a folder of OpenPose JSON or an npz")
+    p.add_argument("--out", required=True, help="output .gif or .mp4")
+    p.add_argument("--overlay", action="store_true", help="one panel, one colour per input (default: side by side)")
+    p.add_argument("--fps", type=float, help="output rate (default: the fastest input's)")
+    p.add_argument("--input-fps", type=float, default=30.0,
+                   help="frame rate of inputs that carry no times, e.g. OpenPose folders (default 30)")
+    p.add_argument("--size", type=int, default=360, help="panel size in pixels (default 360)")
+    p.set_defaults(func=run)

@@ -1,0 +1,113 @@
+import itertools
+
+import numpy as np
+import torch
+
+from posetween.core.model import ModelConfig, PoseTween, interpolation_weights, normalize_window
+from posetween.core.skeleton import NUM_JOINTS
+
+
+def random_model(window=4, seed=0) -> PoseTween:
+    torch.manual_seed(seed)
+    model = PoseTween(ModelConfig(window=window, encoder_layers=2, decoder_layers=2))
+    with torch.no_grad():   # the heads start at zero; make every path matter
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return model.eval()
+
+
+def make_window(B, K, Q, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    xy = torch.rand((B, K, NUM_JOINTS, 2), generator=g) * 400 + 100
+    conf = torch.rand((B, K, NUM_JOINTS), generator=g) * 0.7 + 0.3
+    t = torch.arange(K, dtype=torch.float32).repeat(B, 1) / 7.5 + torch.rand((B, 1), generator=g)
+    tq = t[:, -2:-1] + torch.rand((B, Q), generator=g) * 0.3 - 0.1
+    return xy, conf, t, tq
+
+
+def test_outputs_finite_for_every_keyframe_mask_pattern():
+    """All 2^K patterns of present/absent keyframe slots (all-absent included), each also with
+    NaN coordinates where joints are missing and with one keyframe only."""
+    K, Q = 4, 5
+    model = random_model(window=K)
+    patterns = torch.tensor(list(itertools.product([0.0, 1.0], repeat=K)))     # (16, K)
+    B = len(patterns)
+    xy, conf, t, tq = make_window(B, K, Q)
+    conf = conf * patterns[:, :, None]
+    xy = torch.where(conf[..., None] > 0, xy, torch.full_like(xy, float("nan")))
+    with torch.no_grad():
+        out, keys = model(xy, conf, t, tq)
+    assert torch.isfinite(out).all() and torch.isfinite(keys).all()
+
+
+def test_outputs_finite_for_random_joint_masks_and_degenerate_inputs():
+    K, Q, B = 8, 8, 64
+    model = random_model(window=K, seed=1)
+    xy, conf, t, tq = make_window(B, K, Q, seed=2)
+    g = torch.Generator().manual_seed(3)
+    conf = conf * (torch.rand(conf.shape, generator=g) < torch.rand((B, 1, 1), generator=g))
+    conf[0] = 0                      # all joints missing everywhere
+    conf[1, :-1] = 0                 # a single keyframe
+    conf[2, :, 1] = 0                # the neck never seen: no torso, the box gives the scale
+    conf[3, :, 8] = 0                # mid-hip never seen
+    xy[4] = 123.0                    # all joints at one point: zero extent
+    t[5] = t[5, -1]                  # all keyframes at the same time
+    tq[6] = t[6, -1] + 100.0         # queries far in the future
+    xy = torch.where(conf[..., None] > 0, xy, torch.full_like(xy, float("nan")))
+    with torch.no_grad():
+        out, keys = model(xy, conf, t, tq)
+    assert torch.isfinite(out).all() and torch.isfinite(keys).all()
+    # Gradients stay finite too (training sees these windows).
+    model.train()
+    out, keys = model(xy, conf, t, tq)
+    (out.sum() + keys.sum()).backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_interpolation_weights_linear_inside_constant_velocity_after_hold_before():
+    time = torch.tensor([[0.0, 0.0, 1.0, 2.0, 4.0]])
+    valid = torch.tensor([[False, True, True, True, True]])   # slot 0 is padding
+    query = torch.tensor([[-1.0, 0.5, 2.0, 3.0, 5.0, 9.0]])
+    w = interpolation_weights(time, valid, query, max_alpha=2.0)
+    values = torch.tensor([[7.0, 10.0, 20.0, 30.0, 50.0]])
+    got = (w @ values.unsqueeze(-1))[0, :, 0]
+    # hold before the first, linear inside, at a keyframe exactly, extrapolate by the last
+    # velocity (10 per second), capped at one interval beyond the newest (alpha <= 2).
+    expected = torch.tensor([10.0, 15.0, 30.0, 40.0, 60.0, 70.0])
+    torch.testing.assert_close(got, expected)
+    torch.testing.assert_close(w.sum(-1), torch.ones(1, 6))
+
+
+def test_untrained_model_is_the_linear_prior_and_units_round_trip():
+    """Zero-initialised heads: denoised keyframes are the input, queries the linear prior, in
+    the caller's units (normalisation is undone exactly)."""
+    torch.manual_seed(0)
+    model = PoseTween(ModelConfig(window=4, encoder_layers=1, decoder_layers=1)).eval()
+    xy, conf, t, tq = make_window(3, 4, 6)
+    with torch.no_grad():
+        out, keys = model(xy, conf, t, tq)
+    torch.testing.assert_close(keys, xy, atol=1e-3, rtol=0)
+    w = interpolation_weights(t, torch.ones_like(t, dtype=torch.bool), tq, 2.0)
+    torch.testing.assert_close(out, torch.einsum("bqk,bkjc->bqjc", w, xy), atol=1e-3, rtol=0)
+
+
+def test_model_is_invariant_to_translation_scale_and_time_offset():
+    model = random_model(window=6, seed=4)
+    xy, conf, t, tq = make_window(4, 6, 7, seed=5)
+    with torch.no_grad():
+        out, _ = model(xy, conf, t, tq)
+        out2, _ = model(xy * 3.0 + 50.0, conf, t + 10.0, tq + 10.0)
+    # Only relative times matter. (Absolute Unix times would lose float32 precision: the
+    # runtime backends subtract the newest keyframe's time in float64 first.)
+    # Outputs are in pixels with a torso of ~600 px here: 0.2 px is 3e-4 torso lengths.
+    torch.testing.assert_close(out2, out * 3.0 + 50.0, atol=0.2, rtol=0)
+
+
+def test_normalisation_uses_torso_length():
+    xy = torch.zeros(1, 2, NUM_JOINTS, 2)
+    xy[..., 1, 1] = 0.0      # neck
+    xy[..., 8, 1] = 50.0     # mid-hip, 50 px below
+    conf = torch.ones(1, 2, NUM_JOINTS)
+    w = normalize_window(xy, conf, torch.tensor([[0.0, 0.1]]), torch.tensor([[0.05]]))
+    assert float(w.scale) == 50.0
+    np.testing.assert_allclose(w.time.numpy(), [[-0.1, 0.0]], atol=1e-7)
