@@ -14,21 +14,15 @@ import torch
 from scipy.interpolate import CubicSpline
 from torch import Tensor
 
-from .model import interpolate, interpolation_weights
+from .model import per_joint_weights
 
 
 def _per_joint(key_xy: Tensor, key_conf: Tensor, key_time: Tensor, query_time: Tensor,
                max_alpha: float) -> Tensor:
-    B, K, J, _ = key_xy.shape
     seen = (key_conf > 0) & torch.isfinite(key_xy).all(-1)                      # (B, K, J)
     xy = torch.where(seen.unsqueeze(-1), key_xy, torch.zeros_like(key_xy))
-    # Treat every joint as its own window: (B*J, K).
-    t = key_time.repeat_interleave(J, 0)
-    valid = seen.permute(0, 2, 1).reshape(B * J, K)
-    tq = query_time.repeat_interleave(J, 0)
-    w = interpolation_weights(t, valid, tq, max_alpha)                          # (B*J, Q, K)
-    per_joint = xy.permute(0, 2, 1, 3).reshape(B * J, K, 1, 2)
-    out = interpolate(w, per_joint).reshape(B, J, -1, 2).permute(0, 2, 1, 3)
+    w = per_joint_weights(key_time, seen, query_time, max_alpha)                # (B, J, Q, K)
+    out = torch.einsum("bjqk,bkjc->bqjc", w, xy)
     never_seen = ~seen.any(1)                                                   # (B, J)
     return torch.where(never_seen[:, None, :, None], torch.full_like(out, float("nan")), out)
 

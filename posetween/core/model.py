@@ -8,8 +8,17 @@ Follows the motion model of "Render In-between" (Yu et al., BMVC 2021), made for
   time (constant-velocity extrapolation past the newest keyframe): the original's "two-stage"
   prior, computed here for irregular times.
 * The **decoder** answers queries at arbitrary times: each query token is its prior pose plus a
-  sine encoding of its time; it attends to the other queries and to the encoder's memory and
-  outputs a residual on the prior.
+  sine encoding of its time; it attends to the other queries and to the encoder's memory.
+
+Both heads output *interpolation kernels* rather than positions: for every query (or keyframe)
+and joint, weights over the window's keyframes where that joint was seen, as the per-joint
+linear-interpolation weights plus a learned correction that sums to zero. The output is that
+weighted sum of the observed keyframes. Untrained, the model is exactly linear interpolation;
+trained, it bends the path (curvature) and smooths noise, and its error scales with the motion
+instead of carrying the fixed noise floor of a regressed position (on clean input linear
+interpolation is already within a few thousandths of a torso length). A joint not seen anywhere
+in the window has no keyframes to weigh: it falls back to a position regressed from the rest
+of the body (the original's residual on the two-stage prior).
 
 Positions are encoded from timestamps in seconds (relative to the newest keyframe), not frame
 indices, so irregular input and any output rate work. Whether the model interpolates
@@ -142,6 +151,26 @@ def interpolate(weights: Tensor, key_xy: Tensor) -> Tensor:
     return torch.einsum("bqk,bkjc->bqjc", weights, key_xy)
 
 
+def per_joint_weights(time: Tensor, present: Tensor, query_time: Tensor, max_alpha: float) -> Tensor:
+    """Interpolation weights of each joint over the keyframes where it was seen:
+    time (B, K), present (B, K, J) bool, query_time (B, Q) -> (B, J, Q, K)."""
+    B, K, J = present.shape
+    w = interpolation_weights(time.repeat_interleave(J, 0), present.permute(0, 2, 1).reshape(B * J, K),
+                              query_time.repeat_interleave(J, 0), max_alpha)
+    return w.view(B, J, -1, K)
+
+
+def apply_kernel(base: Tensor, delta: Tensor, present: Tensor, xy: Tensor) -> Tensor:
+    """Weighted sum of observed keyframes with weights ``base + delta``, where the learned
+    ``delta (B, J, Q, K)`` is restricted to the keyframes where each joint was seen and made
+    to sum to zero there (so weights keep summing to one: translation stays exact).
+    base (B, J, Q, K), present (B, K, J) float, xy (B, K, J, 2) -> (B, Q, J, 2)."""
+    seen = present.permute(0, 2, 1).unsqueeze(2)                              # (B, J, 1, K)
+    mean = (delta * seen).sum(-1, keepdim=True) / seen.sum(-1, keepdim=True).clamp(min=1)
+    weights = base + (delta - mean) * seen
+    return torch.einsum("bjqk,bkjc->bqjc", weights, xy)
+
+
 # ---------------------------------------------------------------- building blocks
 
 class TimeEncoding(nn.Module):
@@ -234,10 +263,13 @@ class PoseTween(nn.Module):
         self.encoder = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.encoder_layers))
         self.decoder = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.decoder_layers))
         self.encoder_norm, self.decoder_norm = nn.LayerNorm(D), nn.LayerNorm(D)
-        self.denoise_head = nn.Linear(D, J * 2)
+        K = cfg.window
+        self.denoise_head = nn.Linear(D, J * 2)       # positions, for joints unseen in the window
         self.refine_head = nn.Linear(D, J * 2)
-        # Start as the identity (denoised = input, output = prior): training refines it.
-        for head in (self.denoise_head, self.refine_head):
+        self.key_kernel_head = nn.Linear(D, K * J)    # kernel corrections, for seen joints
+        self.query_kernel_head = nn.Linear(D, K * J)
+        # Start as the identity (denoised = input, output = linear interpolation).
+        for head in (self.denoise_head, self.refine_head, self.key_kernel_head, self.query_kernel_head):
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
 
@@ -256,12 +288,19 @@ class PoseTween(nn.Module):
             x = layer(x, pos, mask)
         memory = self.encoder_norm(x)
 
-        # Denoised keyframes: residual on the input; a missing joint starts from its mean over
-        # the window (or the centre), so the head only has to correct it.
+        # Joints seen somewhere in the window are kernel outputs; others are regressed positions.
         seen = w.present.unsqueeze(-1)
+        seen_in_window = w.present.amax(1, keepdim=True).unsqueeze(-1) > 0     # (B, 1, J, 1)
+        # Denoised keyframes: a missing joint starts from its mean over the window (or the
+        # centre), and the head corrects it.
         joint_mean = (w.xy * seen).sum(1, keepdim=True) / seen.sum(1, keepdim=True).clamp(min=1)
         base = torch.where(seen > 0, w.xy, joint_mean.expand_as(w.xy))
-        key_out = base + self.denoise_head(memory).view(B, K, J, 2)
+        key_regressed = base + self.denoise_head(memory).view(B, K, J, 2)
+        present_b = w.present > 0
+        key_kernel = apply_kernel(per_joint_weights(w.time, present_b, w.time, self.cfg.max_extrapolation),
+                                  self.key_kernel_head(memory).view(B, K, K, J).permute(0, 3, 1, 2),
+                                  w.present, w.xy)
+        key_out = torch.where(seen_in_window, key_kernel, key_regressed)
 
         weights = interpolation_weights(w.time, w.valid, w.query_time, self.cfg.max_extrapolation)
         prior = interpolate(weights, key_out)
@@ -271,8 +310,12 @@ class PoseTween(nn.Module):
         no_mask = torch.zeros_like(w.query_time)[:, None, None, :]
         for layer in self.decoder:
             q = layer(q, query_pos, memory, pos, mask, no_mask)
-        out = prior + self.refine_head(self.decoder_norm(q)).view(B, Q, J, 2)
-        return out, key_out
+        q = self.decoder_norm(q)
+        regressed = prior + self.refine_head(q).view(B, Q, J, 2)
+        kernel = apply_kernel(per_joint_weights(w.time, present_b, w.query_time, self.cfg.max_extrapolation),
+                              self.query_kernel_head(q).view(B, Q, K, J).permute(0, 3, 1, 2),
+                              w.present, w.xy)
+        return torch.where(seen_in_window, kernel, regressed), key_out
 
     def forward(self, key_xy: Tensor, key_conf: Tensor, key_time: Tensor, query_time: Tensor) -> tuple[Tensor, Tensor]:
         """key_xy (B, K, J, 2) in any units (missing joints: conf 0, any value, NaN allowed),

@@ -1,0 +1,47 @@
+# posetween: one-command setup, tests, demo, data, training and evaluation.
+# Every target sets up .venv by itself on a fresh machine (CPU build of PyTorch).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+SHARED ?= ../shared/data
+TORCH  ?= torch==2.13.0
+
+.PHONY: setup test demo data train eval model-card bench clean
+
+$(BIN)/posetween: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e ".[test]"
+	touch $@
+
+setup: $(BIN)/posetween
+
+test: setup
+	$(BIN)/python -m pytest -q -ra
+
+# The main command: the live demo, headless, on the shipped clip with the shipped model.
+demo: setup
+	$(BIN)/posetween demo --headless --out out/demo.mp4
+
+data/bandai.h5: | setup
+	$(BIN)/posetween data build $(SHARED)/mocap/bandai-namco-1.tar.xz $(SHARED)/mocap/bandai-namco-2.tar.xz --out $@
+
+data: data/bandai.h5
+
+# Trains the default model (resumable: run again to continue from the last checkpoint).
+train: data/bandai.h5
+	if [ -f runs/default/last.pt ]; then RESUME=--resume; fi; \
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/posetween train --config configs/default.yaml --batch-size 256 --name default $$RESUME
+
+# The default model's evaluation, as reported in its model card.
+eval: data/bandai.h5
+	bash scripts/evaluate_default.sh
+
+bench: setup
+	$(BIN)/posetween bench latency --json out/latency.json
+
+clean:
+	rm -rf $(VENV) out .pytest_cache
