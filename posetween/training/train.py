@@ -15,7 +15,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import platform
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +96,18 @@ class Distributed:
         return self.rank == 0
 
 
+def hardware(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu} ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+
+
 def lr_lambda(cfg: TrainConfig):
     warm, total = cfg.optim.warmup_steps, cfg.optim.steps
 
@@ -119,7 +133,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, until: int | No
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
     sampler_rng = torch.Generator().manual_seed(cfg.seed * 1000 + ddp.rank)
-    step, best = 0, math.inf
+    step, best, seconds = 0, math.inf, 0.0
 
     last = run_dir / "last.pt"
     if resume:
@@ -129,7 +143,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, until: int | No
         model.load_state_dict(ckpt["state_dict"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
-        step, best = ckpt["step"], ckpt["best"]
+        step, best, seconds = ckpt["step"], ckpt["best"], ckpt.get("seconds", 0.0)
         sampler_rng.set_state(ckpt["rng"]["sampler"][ddp.rank])
         torch.set_rng_state(ckpt["rng"]["torch"][ddp.rank])
         log.info("resumed %s at step %d", run_dir, step)
@@ -162,6 +176,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, until: int | No
             tmp = run_dir / "last.pt.tmp"
             torch.save({"state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(), "step": step, "best": best,
+                        "seconds": seconds + time.monotonic() - started,
                         "rng": rng, "config": to_dict(cfg)}, tmp)
             tmp.replace(last)
 
@@ -172,6 +187,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, until: int | No
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, on_signal)
 
+    started = time.monotonic()
     end = min(cfg.optim.steps, until if until is not None else cfg.optim.steps)
     bar = tqdm(total=end, initial=step, desc=f"train {run_dir.name}", disable=not ddp.main, dynamic_ncols=True)
     model.train()
@@ -202,7 +218,9 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, until: int | No
                            f"{val['linear_lookahead1']:.4f}")
                 if val["model"] < best:
                     best = val["model"]
-                    save_model(model, run_dir / "model.pt", {"step": step, "validation": val})
+                    save_model(model, run_dir / "model.pt", {
+                        "step": step, "validation": val, "train_seconds": seconds + time.monotonic() - started,
+                        "hardware": f"{ddp.world} x {hardware(device)}"})
         if step % cfg.log.checkpoint_every == 0:
             checkpoint()
     checkpoint()

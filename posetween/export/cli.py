@@ -1,0 +1,74 @@
+"""``posetween export`` and ``posetween bench latency|parity``.
+
+    posetween export [--model PATH] --format onnx|torchscript --out FILE [--fp16] [--int8]
+                     [--queries Q] [--device cpu|cuda] [--opset N]
+    posetween bench latency [--model PATH] [--backends ...] [--batches 1 8 64] [--runs 500]
+                     [--threads 1] [--json OUT]
+    posetween bench parity [--model PATH] [--backends ...] [--json OUT]
+
+ONNX is the format to ship (one self-contained file, dynamic batch, metadata inside, runs on
+onnxruntime CPU and CUDA); TorchScript is deprecated upstream and kept for LibTorch hosts.
+``--fp16`` (GPU) and ``--int8`` (CPU) are ONNX only; see posetween.export.exporters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+
+log = logging.getLogger("posetween.export")
+
+
+def _run_export(args) -> int:
+    from posetween.export import exporters
+
+    if args.fp16 and args.int8:
+        raise SystemExit("posetween export: --fp16 and --int8 exclude each other")
+    precision = "fp16" if args.fp16 else "int8" if args.int8 else "fp32"
+    if args.format == "torchscript" and precision != "fp32":
+        raise SystemExit("posetween export: --fp16 and --int8 are for --format onnx only")
+    t0 = time.perf_counter()
+    out = exporters.export(args.model, args.out, args.format, precision=precision,
+                           queries=args.queries or None, device=args.device, opset=args.opset,
+                           use_cache=not args.no_cache)
+    md = exporters.read_metadata(out)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {args.format} {precision}, window "
+          f"{md['window']}, queries {md['queries']}, dynamic batch) in {time.perf_counter() - t0:.1f} s")
+    log.debug("metadata: %s", json.dumps(md, indent=1))
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("export", help="export the model to ONNX or TorchScript",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", help="model checkpoint (default: the shipped default model)")
+    p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    p.add_argument("--out", required=True, help="output file (.onnx, or .pt/.ts for TorchScript)")
+    prec = p.add_mutually_exclusive_group()
+    prec.add_argument("--fp16", action="store_true", help="ONNX for GPUs: float16 transformer, "
+                                                          "float32 normalisation and inputs/outputs")
+    prec.add_argument("--int8", action="store_true", help="ONNX for CPUs: onnxruntime dynamic "
+                                                          "quantisation of the encoder/decoder weights")
+    p.add_argument("--queries", type=int, default=8,
+                   help="query times per window, fixed in the graph (default 8; 0: any count)")
+    p.add_argument("--device", default="cpu", help="TorchScript: device to trace on (cpu or cuda; "
+                                                   "a CUDA host needs a CUDA trace)")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 18, default 18)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="export afresh (by default the float32 export of a model is cached by its hash in "
+                        "$POSETWEEN_CACHE or ~/.cache/posetween, so other precisions take a second)")
+    p.set_defaults(func=_run_export)
+
+    from posetween.export import bench
+
+    b = subparsers.add_parser("bench", help="benchmarks of the runtime backends",
+                              description=bench.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    bsub = b.add_subparsers(dest="bench_command", required=True)
+    lat = bsub.add_parser("latency", help="latency of each backend x batch (markdown table + JSON)")
+    bench.add_latency_arguments(lat)
+    lat.set_defaults(func=bench.run_latency)
+    par = bsub.add_parser("parity", help="max error of each backend and precision vs plain PyTorch")
+    bench.add_parity_arguments(par)
+    par.set_defaults(func=bench.run_parity)

@@ -1,0 +1,87 @@
+"""Writes posetween/models/MODEL_CARD.md from the shipped model file and the evaluation JSON of
+scripts/evaluate_default.sh, and copies the evaluation reports and plots into docs/eval/.
+
+    python scripts/model_card.py out/eval [--model posetween/models/default.pt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from posetween.training.evaluate import markdown_table
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTINGS = [("clean-lookahead1", "Lookahead 1 (live interpolation), clean input"),
+            ("noisy-lookahead1", "Lookahead 1, noisy input (4% torso noise, 10% joints missing)"),
+            ("clean-lookahead0", "Lookahead 0 (prediction past the newest keyframe), clean input"),
+            ("noisy-lookahead0", "Lookahead 0, noisy input")]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("eval_dir", type=Path)
+    ap.add_argument("--model", type=Path, default=ROOT / "posetween" / "models" / "default.pt")
+    args = ap.parse_args()
+    ckpt = torch.load(args.model, map_location="cpu", weights_only=False)
+    params = sum(v.numel() for v in ckpt["state_dict"].values())
+    cfg = ckpt["config"]
+    hours = ckpt.get("train_seconds", float("nan")) / 3600
+    docs = ROOT / "docs" / "eval"
+    docs.mkdir(parents=True, exist_ok=True)
+
+    lines = [
+        "# Model card: posetween default motion model", "",
+        "The model `posetween` uses when no `--model` is given: a DETR-style encoder-decoder over a "
+        f"window of {cfg['window']} keyframes (d_model {cfg['d_model']}, {cfg['heads']} heads, feed-forward "
+        f"{cfg['ff']}, {cfg['encoder_layers']} encoder + {cfg['decoder_layers']} decoder layers, "
+        f"{params / 1e6:.2f} M parameters, {args.model.stat().st_size / 1e6:.1f} MB), following the motion model of "
+        "\"Render In-between\" (Yu et al., BMVC 2021), made for a stream: continuous-time positions, "
+        "queries at any time, lookahead 0, 1 or more (see `posetween/core/model.py`).", "",
+        "## Licence: non-commercial", "",
+        "The weights were trained on the Bandai Namco Research Motion Dataset (CC BY-NC 4.0). "
+        "**The weights are for non-commercial use only.** The code is MIT.", "",
+        "## Data and attribution", "",
+        "Kobayashi et al., \"Motion Capture Dataset for Practical Use of AI-based Motion Editing and "
+        "Stylization\", arXiv:2306.08861, Bandai Namco Research Inc. Datasets 1 and 2 (3,076 BVH takes, "
+        "416,845 frames at 30 fps), imported with `posetween data build` (`make data`). Split by take "
+        "(a stable hash of each take's name): 85% train, 5% validation, 10% test "
+        "(`configs/default.yaml`). Training windows project the 3D motion through random virtual "
+        "cameras, at random input rates from 3.5 to 30 fps with timestamp jitter and dropped frames, "
+        "with keyframe noise, outliers, missing joints and left/right flips "
+        "(`posetween/training/windows.py`).", "",
+        "## Training", "",
+        "```", "make data", "make train   # = OMP_NUM_THREADS=1 posetween train --config configs/default.yaml "
+        "--batch-size 256 --name default [--resume]", "```", "",
+        f"Hardware: {ckpt.get('hardware', 'not recorded')}. Time: {hours:.2f} h of training, "
+        f"{ckpt.get('step', '?')} steps of 256 windows (the checkpoint with the lowest validation error).", "",
+        "## Evaluation", "",
+        "Bandai test split, 4 fixed virtual cameras per take, 30 fps output; errors in torso lengths "
+        "(neck to mid-hip) on the frames between keyframes. Every method gets the same window of "
+        "keyframes the streaming engine gives the model. Reproduce: `bash scripts/evaluate_default.sh` "
+        "(`make eval`). `unanswered` counts joints a baseline could not place (missing in every "
+        "keyframe it saw); they are left out of that baseline's errors.", "",
+    ]
+    for stem, title in SETTINGS:
+        path = args.eval_dir / f"{stem}.json"
+        if not path.exists():
+            continue
+        result = json.loads(path.read_text())
+        by_fps = result.get("by_input_fps", {f"{result['settings']['input_fps']:g}": result})
+        lines += [f"### {title}", "", f"![error against input rate](../../docs/eval/{stem}.png)", ""]
+        for fps, r in sorted(by_fps.items(), key=lambda kv: float(kv[0])):
+            lines += [f"{fps} fps in:", "", markdown_table(r), ""]
+        for suffix in (".md", ".png"):
+            shutil.copy(path.with_suffix(suffix), docs / f"{stem}{suffix}")
+    out = ROOT / "posetween" / "models" / "MODEL_CARD.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
