@@ -10,6 +10,8 @@ from posetween.core.skeleton import BONE_INDEX
 # BGR colours for methods / panels.
 COLORS = {
     "keyframes": (0, 140, 255),    # orange
+    "keys": (0, 140, 255),
+    "estimator": (0, 140, 255),
     "posetween": (60, 220, 60),    # green
     "model": (60, 220, 60),
     "linear": (255, 140, 0),       # blue

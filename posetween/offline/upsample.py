@@ -103,10 +103,17 @@ def model_upsample(backend, xy: np.ndarray, conf: np.ndarray, t: np.ndarray, rat
     w_xy = key_xy[idx]
     w_conf = np.where(pad[..., None], 0.0, key_conf[idx])
     w_time = np.where(pad, t[idx] - 1.0, t[idx])               # padding: any finite time, masked
+    # A backend exported for a fixed query count gets the queries in chunks of that count (the
+    # last chunk padded with copies of its last query).
+    Q = queries.shape[1]
+    q_fixed = getattr(backend, "queries", None) or Q
+    n_chunks = -(-Q // q_fixed)
+    padded = np.concatenate([queries, np.repeat(queries[:, -1:], n_chunks * q_fixed - Q, 1)], 1)
     outs = []
     for s in range(0, len(ends), batch):
-        outs.append(backend.run(w_xy[s:s + batch], w_conf[s:s + batch], w_time[s:s + batch],
-                                queries[s:s + batch]))
+        parts = [backend.run(w_xy[s:s + batch], w_conf[s:s + batch], w_time[s:s + batch],
+                             padded[s:s + batch, c * q_fixed:(c + 1) * q_fixed]) for c in range(n_chunks)]
+        outs.append(np.concatenate(parts, 1)[:, :Q])
     res = np.concatenate(outs).astype(np.float64)             # (B, Q, 19, 2)
     if n == 1:
         return res[0]
@@ -164,7 +171,8 @@ def run(args) -> int:
             fps = 30.0 / args.upsample_rate
             log.info("no times and no --fps: taking the keyframes at %.3g fps (output at 30 fps)", fps)
             xy, conf, t = kio.read_sequence(src, fps)
-    backend = create_backend(args.backend, model_path=args.model)
+    options = {} if args.backend in ("torch", "torchscript") else {"queries": args.upsample_rate + 1}
+    backend = create_backend(args.backend, model_path=args.model, **options)
     up = upsample(xy, conf, t, args.upsample_rate, backend, lookahead=args.lookahead)
     out = Path(args.save_dir)
     if args.pose_dir:
@@ -195,5 +203,6 @@ def register(sub) -> None:
                                              "else 30 / upsample-rate, i.e. 30 fps out)")
     p.add_argument("--lookahead", type=int, default=1, help="keyframes of future each interval sees (>= 1)")
     p.add_argument("--model", help="model file (default: the shipped default model)")
-    p.add_argument("--backend", default="auto", help="runtime backend (default auto)")
+    p.add_argument("--backend", default="torch",
+                   help="runtime backend: torch (default, the reference), torchscript, onnxruntime, auto")
     p.set_defaults(func=run)

@@ -1,0 +1,85 @@
+"""MediaPipe Pose on real frames of the shipped clip, and the frame sources."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from posetween.core.skeleton import MID_HIP, NECK, NUM_JOINTS
+from posetween.stream.sources import Frame, ImageFolderSource, PoseSchedule, VideoSource, default_clip
+
+SHARED_CLIP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "video" / "walk-outdoor.mp4"
+
+
+def clip_path() -> Path:
+    """The demo clip: shipped in the package, else ../shared/data/video; skip when neither."""
+    for path in (default_clip(), SHARED_CLIP):
+        if path.is_file():
+            return path
+    pytest.skip(f"the demo clip walk-outdoor.mp4 is neither in the package ({default_clip()}) "
+                f"nor at {SHARED_CLIP}")
+
+
+def test_mediapipe_finds_a_plausible_pose_on_the_clip():
+    pytest.importorskip("mediapipe")
+    from posetween.stream.pose_estimator import MediaPipePose
+
+    path = clip_path()
+    with VideoSource(path, max_frames=40) as src, MediaPipePose() as est:
+        assert src.fps == pytest.approx(30.0) and src.frame_count == 230
+        found = []
+        for frame in src:
+            if frame.index % 8 == 4:                        # frames 4, 12, 20, 28, 36 (7.5 fps / 2)
+                xy, conf = est.estimate(frame.image)
+                h, w = frame.image.shape[:2]
+                assert xy.shape == (NUM_JOINTS, 2) and conf.shape == (NUM_JOINTS,)
+                seen = conf > 0
+                assert np.isnan(xy[~seen]).all()           # missing = NaN, never 0
+                if seen.sum() >= 12:
+                    found.append((xy, conf, w, h))
+    assert len(found) >= 4, "MediaPipe found no person on most frames of the clip"
+    for xy, conf, w, h in found:
+        p = xy[conf > 0]
+        assert (p[:, 0] > -0.05 * w).all() and (p[:, 0] < 1.05 * w).all()
+        assert (p[:, 1] > -0.05 * h).all() and (p[:, 1] < 1.05 * h).all()
+        assert conf[NECK] > 0 and conf[MID_HIP] > 0
+        torso = np.linalg.norm(xy[NECK] - xy[MID_HIP])
+        assert 40 < torso < 0.6 * h
+        assert xy[MID_HIP, 1] > xy[NECK, 1]                # upright: hips below the neck
+    assert est.mean_ms > 0
+
+
+def test_video_source_times_and_schedule():
+    path = clip_path()
+    with VideoSource(path, max_frames=30) as src:
+        frames = list(src)
+    t = np.array([f.time for f in frames])
+    assert len(frames) == 30 and np.allclose(t, np.arange(30) / 30.0, atol=2e-3)
+    sched = PoseSchedule(fps=7.5)
+    taken = [f.index for f in frames if sched(f)]
+    assert taken == [0, 4, 8, 12, 16, 20, 24, 28]
+    every = PoseSchedule(every=3)
+    assert [f.index for f in frames if every(f)] == list(range(0, 30, 3))
+
+
+def test_schedule_irregular_times():
+    sched = PoseSchedule(fps=10)
+    t = np.cumsum(np.full(300, 1 / 24.0))                  # a 24 fps source, 12.5 s
+    taken = sum(sched(Frame(i, ti, None)) for i, ti in enumerate(t))
+    assert abs(taken - 10 * t[-1]) <= 2
+
+
+def test_image_folder_source(tmp_path):
+    import cv2
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i:03d}.png"), np.full((8, 8, 3), i * 50, np.uint8))
+    (tmp_path / "notes.txt").write_text("not an image")
+    frames = list(ImageFolderSource(tmp_path, fps=10))
+    assert [f.index for f in frames] == [0, 1, 2]
+    assert np.allclose([f.time for f in frames], [0, 0.1, 0.2]) and frames[2].image[0, 0, 0] == 100
+
+
+def test_default_clip_is_the_shipped_one():
+    assert default_clip().name == "walk-outdoor.mp4"
