@@ -1,0 +1,90 @@
+"""``posetween serve`` (the ZeroMQ streaming service) and ``posetween replay``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from . import replay
+from .config import EngineConfig
+
+log = logging.getLogger("posetween.serve")
+
+SERVE_HELP = """Serve the streaming upsampler over ZeroMQ.
+
+Detectors connect PUB sockets to --in and send keyframes (topic pose/<stream id>); consumers
+connect SUB sockets to --out and receive every stream's pose at --rate Hz (topic
+pose/<stream id>) and the live counters (topic stats). Wire format: docs/wire-format.md.
+
+    posetween serve --in tcp://127.0.0.1:5555 --out tcp://127.0.0.1:5556 --rate 120 --lookahead 1
+"""
+
+
+def register(sub) -> None:
+    p = sub.add_parser("serve", help="the streaming upsampler as a ZeroMQ service",
+                       description=SERVE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = EngineConfig()
+    p.add_argument("--in", dest="in_address", default="tcp://127.0.0.1:5555",
+                   help="bind address for keyframes in (SUB)")
+    p.add_argument("--out", dest="out_address", default="tcp://127.0.0.1:5556",
+                   help="bind address for poses out (PUB)")
+    p.add_argument("--allow-remote", action="store_true",
+                   help="allow binding a non-loopback address such as 0.0.0.0 (anyone who reaches it can send and read)")
+    p.add_argument("--rate", type=float, default=d.rate, help="output poses per second per stream")
+    p.add_argument("--lookahead", type=int, choices=(0, 1, 2), default=d.lookahead,
+                   help="1: interpolate (delay: one input interval + budget); 0: predict (delay: budget)")
+    p.add_argument("--backend", default="auto", help="runtime backend (posetween.export.backends)")
+    p.add_argument("--model", help="model file (default: the shipped default model)")
+    p.add_argument("--budget-ms", type=float, default=d.budget_ms,
+                   help="model latency budget; a window answered later is filled linearly (fallback)")
+    p.add_argument("--extra-delay-ms", type=float, default=d.extra_delay_ms, help="margin for arrival jitter")
+    p.add_argument("--queries", type=int, default=d.queries, help="model queries per input interval")
+    p.add_argument("--blend-ms", type=float, default=d.blend_s * 1000,
+                   help="corrections of what was shown (lookahead 0: the real keyframe) blend over this long")
+    p.add_argument("--max-streams", type=int, default=d.max_streams)
+    p.add_argument("--idle-timeout", type=float, default=d.idle_timeout_s, help="seconds before an idle stream is evicted")
+    p.add_argument("--max-gap-intervals", type=float, default=d.max_gap_intervals,
+                   help="a longer gap between keyframes restarts the stream")
+    p.add_argument("--max-jump-torso-per-s", type=float, default=d.max_jump_torso_per_s,
+                   help="body-centre speed (torso lengths / s) beyond which the stream restarts")
+    p.add_argument("--stats-interval", type=float, default=1.0, help="seconds between stats messages")
+    p.add_argument("--log-interval", type=float, default=10.0, help="seconds between logged counter lines")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for small batches)")
+    p.set_defaults(func=_serve)
+    replay.register(sub)
+
+
+def _serve(args) -> int:
+    import torch
+
+    from posetween.export.backends import create_backend
+
+    from .engine import Engine
+    from .service import Service, check_bind_address
+
+    try:
+        for a in (args.in_address, args.out_address):
+            check_bind_address(a, args.allow_remote)
+        cfg = EngineConfig(rate=args.rate, lookahead=args.lookahead, budget_ms=args.budget_ms,
+                           extra_delay_ms=args.extra_delay_ms, queries=args.queries, blend_s=args.blend_ms / 1000,
+                           max_streams=args.max_streams, idle_timeout_s=args.idle_timeout,
+                           max_gap_intervals=args.max_gap_intervals,
+                           max_jump_torso_per_s=args.max_jump_torso_per_s)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    # The output thread must not wait long for the GIL while the input thread decodes.
+    sys.setswitchinterval(0.0005)
+    options = {"queries": args.queries} if args.backend.startswith(("onnx", "ort", "auto")) else {}
+    backend = create_backend(args.backend, model_path=args.model, **options)
+    log.info("backend %s, window %d", getattr(backend, "name", type(backend).__name__), backend.window)
+    service = Service(Engine(backend, cfg), args.in_address, args.out_address, allow_remote=args.allow_remote,
+                      stats_interval=args.stats_interval, log_interval=args.log_interval)
+    try:
+        service.start()
+    except OSError as e:
+        raise SystemExit(f"error: {e}")
+    service.serve_forever()
+    return 0

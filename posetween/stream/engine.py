@@ -1,0 +1,415 @@
+"""The streaming engine: keyframes in (any number of streams), poses out at a fixed rate.
+
+In-process use, without sockets (the ZeroMQ service is a thin layer over this)::
+
+    from posetween.export.backends import create_backend
+    from posetween.stream import Engine, EngineConfig
+
+    engine = Engine(create_backend("auto"), EngineConfig(rate=60, lookahead=1, budget_ms=20))
+    ...
+    # whenever the detector gives a pose (capture_time: the frame's timestamp, seconds):
+    engine.push("cam0", capture_time, xy, conf, layout="mediapipe33")
+    ...
+    # in the display/output loop (now: time.monotonic(), the engine's clock):
+    for pose in engine.poll():        # every output tick due since the last call
+        draw(pose.stream, pose.time, pose.kind, pose.xy, pose.conf)   # pose: OutputPose
+
+``poll()`` runs the model on the windows that are waiting (one batched backend call for all
+ready streams), then renders the output ticks that are due. A threaded caller may split the
+two: ``process()`` in a model thread (``wait_for_work()`` blocks until a keyframe comes) and
+``render()`` in the output thread at ``next_tick()``; ``sample(now)`` renders every stream at
+an arbitrary time instead of on the engine's own ticks.
+
+How it works: each stream keeps a window of the K newest keyframes (``window.py``). With
+lookahead L >= 1, keyframe k closes the interval between keyframes k-L and k-L+1; the model
+answers Q evenly spaced queries in it from the window ending at k. With lookahead 0, the model
+predicts Q queries from keyframe k to ``horizon_intervals`` input intervals past it, and the
+real next keyframe corrects the prediction with a smooth blend. The output shows stream ``s``
+at capture time ``tick - lag_s`` (``clock.py``) and interpolates the dense samples linearly
+(``track.py``). A window whose model answer is not back ``budget_ms`` after its keyframe
+arrived is filled by linear interpolation (extrapolation for lookahead 0) instead: kind
+``fallback``, counted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from itertools import chain
+
+import numpy as np
+
+from .clock import Lag, TickClock
+from .config import EngineConfig
+from .frames import FALLBACK, INTERPOLATED, KEYFRAME, PREDICTED, Keyframe, OutputPose
+from .stats import RateLimitedLog, Stats
+from .track import Track
+from .validate import InputError, check_seq, check_stream_id, check_time, to_model_pose
+from .window import DROP, RESTART, StreamWindow
+
+log = logging.getLogger("posetween.stream")
+
+MAX_EXTRAPOLATION = 2.0   # fallback for lookahead 0: at most one interval of constant velocity
+PROBE_S = 0.5             # an overloaded engine still tries the model this often
+
+
+@dataclass
+class PushResult:
+    accepted: bool
+    reason: str | None = None      # drop reason; or restart reason when accepted and restarted
+    restarted: bool = False
+    detail: str = ""
+
+
+@dataclass
+class _Job:
+    stream: str
+    seg: int
+    arrival: float
+    deadline: float
+    key_xy: np.ndarray      # (K, 19, 2)
+    key_conf: np.ndarray    # (K, 19)
+    key_time: np.ndarray    # (K,)
+    query: np.ndarray       # (Q,)
+    conf: np.ndarray        # (Q, 19) output confidences
+    kind: str
+    done: bool = False
+
+
+@dataclass
+class _Stream:
+    window: StreamWindow
+    track: Track
+    lag: Lag
+    seq_out: int = 0
+
+
+def fallback_poses(key_xy: np.ndarray, key_conf: np.ndarray, key_time: np.ndarray, query: np.ndarray,
+                   max_alpha: float) -> np.ndarray:
+    """Per-joint linear interpolation through the keyframes where each joint was seen (hold
+    before the first; past the last, constant velocity up to ``max_alpha`` of the last
+    interval, hold with ``max_alpha`` 1). ``(K, 19, 2), (K, 19), (K,), (Q,)`` -> ``(Q, 19, 2)``.
+    Vectorised: it runs for every window whose model answer is late."""
+    K = len(key_time)
+    seen = (key_conf > 0) & np.isfinite(key_xy).all(-1)                 # (K, J)
+    xy = np.where(seen[..., None], key_xy, 0.0)
+    k = np.arange(K)[None, :, None]                                      # (1, K, 1)
+    at_or_before = seen[None] & (key_time[None, :, None] <= query[:, None, None])   # (Q, K, J)
+    after = seen[None] & (key_time[None, :, None] > query[:, None, None])
+    left = np.where(at_or_before, k, -1).max(1)                          # (Q, J)
+    right = np.where(after, k, K).min(1)
+    newest = np.where(seen, k[0], -1).max(0)                             # (J,)
+    prev = np.where(seen[None] & (k < left[:, None, :]), k, -1).max(1)   # seen before `left`
+    has_left, has_right = left >= 0, right < K
+    J = seen.shape[1]
+    cols = np.arange(J)[None, :]
+    # Bracket (a, b) and the fraction along it, for each case.
+    a = np.where(has_left, left, right).clip(0, K - 1)
+    b = np.where(has_right, right, a)
+    extrapolate = has_left & ~has_right & (prev >= 0) & (max_alpha > 1)
+    a = np.where(extrapolate, prev, a).clip(0, K - 1)
+    b = np.where(extrapolate, left, b).clip(0, K - 1)
+    ta, tb = key_time[a], key_time[b]
+    span = tb - ta
+    safe = np.abs(span) > 1e-12
+    alpha = np.where(safe, (query[:, None] - ta) / np.where(safe, span, 1.0), 0.0)
+    alpha = np.clip(alpha, 0.0, np.where(extrapolate, max_alpha, 1.0))
+    out = xy[a, cols] + alpha[..., None] * (xy[b, cols] - xy[a, cols])
+    out[newest[None, :].repeat(len(query), 0) < 0] = np.nan             # never seen
+    return out
+
+
+class Engine:
+    def __init__(self, backend, config: EngineConfig | None = None, *, clock=time.monotonic,
+                 stats: Stats | None = None):
+        self.backend = backend
+        self.cfg = config or EngineConfig()
+        fixed_q = getattr(backend, "queries", None)
+        if fixed_q is not None and fixed_q != self.cfg.queries:   # an exported static-shape graph
+            log.warning("backend %s answers exactly %d queries per window; using %d instead of %d",
+                        getattr(backend, "name", "?"), fixed_q, fixed_q, self.cfg.queries)
+            self.cfg = dataclasses.replace(self.cfg, queries=int(fixed_q))
+        self.K = int(backend.window)
+        self.now = clock
+        self.stats = stats or Stats()
+        self.ticks = TickClock(self.cfg.rate, self.cfg.max_catchup_s)
+        self._streams: dict[str, _Stream] = {}
+        self._jobs: deque[_Job] = deque()
+        self._inflight: list[_Job] = []
+        self._max_jobs = 4 * self.cfg.max_streams
+        self._lock = threading.RLock()
+        self._work = threading.Condition(self._lock)
+        self._bad = RateLimitedLog(log)
+        self._model_failed = False
+        self._latency: dict[int, deque[float]] = {}   # recent seconds per call, by batch size bucket
+        self._last_probe = -math.inf
+
+    # ------------------------------------------------------------ input
+
+    def push(self, stream_id: str, capture_time: float, xy, conf=None, layout: str | None = "posetween19",
+             seq: int | None = None, now: float | None = None) -> PushResult:
+        """Give the engine one pose of one stream. ``xy (J, 2)`` and ``conf (J,)`` in ``layout``
+        (None: guessed from the joint count); missing joints: confidence 0. ``capture_time``:
+        seconds, the source's clock; ``seq``: the source's sequence number, optional. Bad input
+        is counted by reason, logged (rate-limited) and dropped: the result says why."""
+        now = self.now() if now is None else now
+        try:
+            check_stream_id(stream_id)
+            t = check_time(capture_time)
+            seq = check_seq(seq)
+            xy19, conf19 = to_model_pose(xy, conf, layout)
+        except InputError as e:
+            return self.drop(e.reason, f"stream {str(stream_id)[:64]!r}: {e}")
+        if not (conf19 > 0).any():
+            return self.drop("empty_pose", "", quiet=True)
+        with self._lock:
+            st = self._streams.get(stream_id)
+            if st is None:
+                self._evict_idle(now)
+                if len(self._streams) >= self.cfg.max_streams:
+                    return self.drop("too_many_streams", f"stream {stream_id!r} refused: already "
+                                                         f"{self.cfg.max_streams} streams")
+                st = _Stream(StreamWindow(stream_id, self.cfg, self.K), Track(), Lag(self.cfg.max_lag_slew))
+            d = st.window.check(t, xy19, conf19, seq)
+            if d.action == DROP:
+                return self.drop(d.reason, f"stream {stream_id!r}: {d.detail}")
+            self._streams[stream_id] = st
+            if d.action == RESTART:
+                self.stats.restart(d.reason)
+                log.info("stream %r restarts (%s): %s", stream_id, d.reason, d.detail)
+                self._cancel(stream_id)
+                if d.reason == "source_restart":      # perhaps a new clock: estimate afresh
+                    st.window.offsets.clear()
+                    st.lag = Lag(self.cfg.max_lag_slew)
+            st.window.add(Keyframe(t, xy19, conf19, seq, now), d)
+            st.track.note_keyframe(t)
+            self.stats.add("keyframes_in")
+            self._schedule(st, now)
+            self._work.notify_all()
+        return PushResult(True, d.reason, d.action == RESTART, d.detail)
+
+    def drop(self, reason: str, message: str, quiet: bool = False) -> PushResult:
+        """Count (and log, rate-limited) a dropped input; used by the service for wire errors too."""
+        self.stats.drop(reason)
+        if not quiet:
+            self._bad(reason, "dropped input (%s): %s", reason, message)
+        return PushResult(False, reason, False, message)
+
+    def _schedule(self, st: _Stream, now: float) -> None:
+        cfg, w, Q, L = self.cfg, st.window, self.cfg.queries, self.cfg.lookahead
+        keys = w.keys
+        if L >= 1:
+            if len(keys) == 1:   # a segment starts at its first keyframe, as it is
+                k = keys[0]
+                st.track.merge([k.time], k.xy[None], k.conf[None], KEYFRAME, w.segment, 0.0)
+            if len(keys) < L + 1:
+                return
+            # Q queries from the interval's left keyframe to its right one, both included: the
+            # new window's estimate at the left keyframe takes over from the previous window's
+            # with a blend (track.py), so the two windows' answers join without a step.
+            a, b = keys[-L - 1], keys[-L]
+            frac = np.arange(Q) / (Q - 1)
+            query = a.time + (b.time - a.time) * frac
+            query[-1] = b.time
+            conf = a.conf + frac[:, None] * (b.conf - a.conf)
+            kind = INTERPOLATED
+        else:
+            k = keys[-1]
+            query = k.time + cfg.horizon_intervals * w.interval() * np.arange(Q) / (Q - 1)
+            conf = np.tile(k.conf, (Q, 1))
+            kind = PREDICTED
+        st.lag.set_target(w.offset() + L * w.interval() + cfg.budget_s + cfg.extra_delay_ms / 1000.0)
+        key_xy, key_conf, key_time = w.arrays()
+        job = _Job(w.id, w.segment, now, now + cfg.budget_s, key_xy, key_conf, key_time, query, conf, kind)
+        if len(self._jobs) >= self._max_jobs:     # bounded whatever the input does
+            self._resolve(self._jobs.popleft())
+        self._jobs.append(job)
+
+    def _cancel(self, stream_id: str) -> None:
+        for job in chain(self._inflight, self._jobs):
+            if job.stream == stream_id:
+                job.done = True
+
+    def _resolve(self, job: _Job, poses: np.ndarray | None = None) -> None:
+        """Merge a job's answer into its stream's track; without an answer, the fallback."""
+        if job.done:
+            return
+        job.done = True
+        st = self._streams.get(job.stream)
+        if st is None or st.window.segment != job.seg:
+            return
+        kind = job.kind
+        if poses is None:
+            poses = fallback_poses(job.key_xy, job.key_conf, job.key_time, job.query,
+                                   1.0 if self.cfg.lookahead else MAX_EXTRAPOLATION)
+            kind = FALLBACK
+            self.stats.add("fallbacks")
+        st.track.merge(job.query, poses, job.conf, kind, job.seg, self.cfg.blend_s)
+
+    # ------------------------------------------------------------ model
+
+    def wait_for_work(self, timeout: float | None = None) -> bool:
+        """Block until a window waits for the model (or the timeout); True when one does."""
+        with self._work:
+            if not any(not j.done for j in self._jobs):
+                self._work.wait(timeout)
+            return any(not j.done for j in self._jobs)
+
+    def process(self, now: float | None = None) -> int:
+        """Run the model once on the waiting windows (one batch); returns how many it ran."""
+        with self._lock:
+            given = now is not None
+            now = now if given else self.now()
+            batch = []
+            while self._jobs and len(batch) < self.cfg.max_batch:
+                job = self._jobs.popleft()
+                if job.done:
+                    continue
+                if now > job.deadline:      # already too late: do not spend the model on it
+                    self._resolve(job)
+                else:
+                    batch.append(job)
+            self._inflight = batch
+        if not batch:
+            return 0
+        n = len(batch)
+        if self._predictably_late(n, now, max(j.deadline for j in batch)):
+            with self._lock:      # shed load: the answer would come too late anyway
+                for job in batch:
+                    self._resolve(job)
+                self._inflight = []
+            self.stats.add("shed_windows", n)
+            return n
+        stack = lambda name: np.stack([getattr(j, name) for j in batch])
+        arrays = [stack("key_xy"), stack("key_conf"), stack("key_time"), stack("query")]
+        if self.cfg.pad_batch:
+            size = 1 << (n - 1).bit_length()
+            arrays = [np.concatenate([a, np.repeat(a[-1:], size - n, 0)]) for a in arrays]
+        t0 = time.perf_counter()
+        try:
+            out = np.asarray(self.backend.run(*arrays))[:n]
+            if not np.isfinite(out).all():
+                raise FloatingPointError("the model returned non-finite poses")
+        except Exception as e:  # a failing backend must not stop the service: fall back
+            self.stats.add("model_errors")
+            if not self._model_failed:
+                self._model_failed = True
+                log.exception("model call failed (%s); its windows fall back", e)
+            else:
+                self._bad("model_error", "model call failed again (%s: %s); %d windows fall back",
+                          type(e).__name__, e, n)
+            out = None
+        elapsed = time.perf_counter() - t0
+        self.stats.model_call(elapsed, n)
+        self._latency.setdefault(n.bit_length(), deque(maxlen=5)).append(elapsed)
+        done = now + elapsed if given else self.now()
+        self.stats.answered([done - j.arrival for j in batch])
+        with self._lock:
+            for i, job in enumerate(batch):
+                self._resolve(job, None if out is None or done > job.deadline else out[i])
+            self._inflight = []
+        return n
+
+    def _predictably_late(self, n: int, now: float, deadline: float) -> bool:
+        """Whether a batch of n windows would surely miss the latest of their deadlines (recent
+        calls of that size took longer). Then the model is skipped, which keeps an overloaded
+        machine serving on time, except for a probe every PROBE_S to notice when it recovers."""
+        recent = self._latency.get(n.bit_length())
+        if not recent or now + sorted(recent)[len(recent) // 2] <= deadline:   # median: one spike is not a trend
+            return False
+        if now - self._last_probe >= PROBE_S:
+            self._last_probe = now
+            return False
+        return True
+
+    # ------------------------------------------------------------ output
+
+    def next_tick(self) -> float | None:
+        """Engine-clock time of the next output tick (None before the first render)."""
+        return self.ticks.next_tick()
+
+    def render(self, now: float | None = None, *, fresh: bool = False) -> list[OutputPose]:
+        """Poses of every live stream at each output tick due by ``now``; pose times are the
+        ticks' times minus each stream's lag. With ``fresh``, the newest due tick, when it is
+        rendered late (a thread that woke late), shows the pose at ``now`` instead: the delay
+        stays what the lag says, at the cost of a slightly uneven spacing (the service does
+        this; a simulation on its own clock should not)."""
+        with self._lock:
+            now = self.now() if now is None else now
+            skipped = self.ticks.skipped
+            ticks = self.ticks.due(now)
+            if self.ticks.skipped != skipped:
+                self.stats.add("skipped_ticks", self.ticks.skipped - skipped)
+            if not ticks:
+                return []
+            self._expire(now)
+            self._evict_idle(now)
+            if fresh:   # (ticks caught up after a stall keep their own times)
+                ticks[-1] = max(ticks[-1], min(now, ticks[-1] + self.ticks.period))
+            out = [p for tau in ticks for p in self._render_at(tau)]
+        self.stats.frames([p.kind for p in out])
+        return out
+
+    def poll(self, now: float | None = None) -> list[OutputPose]:
+        """``process()`` then ``render()``: the whole engine in one call, for in-process use."""
+        self.process(now)
+        return self.render(now)
+
+    def sample(self, now: float | None = None) -> list[OutputPose]:
+        """Every live stream's pose at ``now`` exactly, outside the engine's own ticks (for a
+        caller with its own display clock). Do not mix with :meth:`render` in one engine."""
+        with self._lock:
+            now = self.now() if now is None else now
+            self._expire(now)
+            self._evict_idle(now)
+            out = self._render_at(now)
+        self.stats.frames([p.kind for p in out])
+        return out
+
+    def _expire(self, now: float) -> None:
+        for job in chain(self._inflight, self._jobs):
+            if not job.done and job.deadline < now:
+                self._resolve(job)
+
+    def _render_at(self, tau: float) -> list[OutputPose]:
+        out = []
+        tol = 0.4995 / self.cfg.rate   # one output frame per keyframe, even with float noise
+        for sid, st in self._streams.items():
+            lag = st.lag.advance(tau)
+            if lag is None:
+                continue
+            t = tau - lag
+            w = st.window
+            r = st.track.render(t, self.cfg.max_gap_intervals * w.interval(), tol)
+            if r is None:
+                continue
+            xy, conf, kind, seg = r
+            out.append(OutputPose(sid, st.seq_out, t, kind, xy.astype(np.float32), conf.astype(np.float32), seg))
+            st.seq_out += 1
+        return out
+
+    def _evict_idle(self, now: float) -> None:
+        for sid in [s for s, st in self._streams.items()
+                    if now - st.window.last_arrival > self.cfg.idle_timeout_s]:
+            del self._streams[sid]
+            self._cancel(sid)
+            self.stats.add("evictions")
+            log.info("stream %r evicted after %.1f s without keyframes", sid, self.cfg.idle_timeout_s)
+
+    # ------------------------------------------------------------ introspection
+
+    @property
+    def streams(self) -> list[str]:
+        with self._lock:
+            return list(self._streams)
+
+    def snapshot(self) -> dict:
+        """The live counters (what the service publishes on the ``stats`` topic)."""
+        with self._lock:
+            extra = {"streams": len(self._streams), "pending_windows": sum(not j.done for j in self._jobs)}
+        return self.stats.snapshot(**extra)

@@ -1,0 +1,224 @@
+"""The ZeroMQ service around the engine: keyframes in on a SUB socket, poses out on a PUB socket.
+
+Two threads share one :class:`~posetween.stream.engine.Engine`:
+
+* input: receives, decodes (``wire.py``) and pushes every keyframe waiting, drops bad ones
+  (counted), then runs the model at once on the windows they completed (one batch) -- no
+  hand-over to another thread between a keyframe's arrival and its model call;
+* output: sleeps until each output tick, renders, publishes poses, and the ``stats`` topic.
+  It never waits for the model: a window not answered within the budget falls back.
+
+Both sockets bind (loopback unless ``allow_remote``): detectors connect PUB sockets to the
+input, consumers connect SUB sockets to the output.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from . import wire
+from .engine import Engine
+from .stats import RateLimitedLog, summary_line
+from .validate import InputError
+
+log = logging.getLogger("posetween.serve")
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+DRAIN_MAX = 256          # messages taken per input round before the model runs
+
+
+def check_bind_address(address: str, allow_remote: bool = False) -> str:
+    """Refuse to bind anything but loopback (or ipc/inproc) unless ``allow_remote``."""
+    scheme, sep, rest = address.partition("://")
+    if not sep or not rest:
+        raise ValueError(f"bad ZeroMQ address {address!r}: expected tcp://HOST:PORT, ipc://PATH or inproc://NAME")
+    if scheme in ("ipc", "inproc"):
+        return address
+    if scheme != "tcp":
+        raise ValueError(f"unsupported transport in {address!r}: use tcp, ipc or inproc")
+    host, colon, port = rest.rpartition(":")
+    if not colon or not host or not port:
+        raise ValueError(f"bad tcp address {address!r}: expected tcp://HOST:PORT")
+    if not (host in LOOPBACK_HOSTS or host.startswith("127.")) and not allow_remote:
+        raise ValueError(f"refusing to bind {address}: not a loopback address, so other machines could "
+                         "send to or read from it. Pass --allow-remote (allow_remote=True) to do so anyway.")
+    return address
+
+
+class Service:
+    def __init__(self, engine: Engine, in_address: str = "tcp://127.0.0.1:5555",
+                 out_address: str = "tcp://127.0.0.1:5556", *, allow_remote: bool = False,
+                 stats_interval: float = 1.0, log_interval: float = 10.0,
+                 max_message_bytes: int = wire.MAX_MESSAGE_BYTES, hwm: int = 1000,
+                 context: zmq.Context | None = None):
+        self.engine = engine
+        self.in_address = check_bind_address(in_address, allow_remote)
+        self.out_address = check_bind_address(out_address, allow_remote)
+        self.stats_interval, self.log_interval = stats_interval, log_interval
+        self.max_message_bytes = max_message_bytes
+        self.hwm = hwm
+        self._own_context = context is None
+        self.ctx = context or zmq.Context()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._disconnect_log = RateLimitedLog(log, every=10.0)
+
+    # ------------------------------------------------------------ life
+
+    def start(self) -> "Service":
+        """Bind both sockets (errors raise here) and start the threads. The bound addresses
+        (with the real port when the address asked for ``*``) are ``in_address``/``out_address``."""
+        sub = self.ctx.socket(zmq.SUB)
+        pub = self.ctx.socket(zmq.PUB)
+        try:
+            for s in (sub, pub):
+                s.setsockopt(zmq.LINGER, 0)
+            # zmq drops the connection of a peer that sends more than this; smaller oversized
+            # messages reach the decoder and are counted as "oversized".
+            sub.setsockopt(zmq.MAXMSGSIZE, 4 * self.max_message_bytes)
+            sub.setsockopt(zmq.RCVHWM, self.hwm)
+            sub.setsockopt(zmq.SUBSCRIBE, wire.POSE_PREFIX)
+            pub.setsockopt(zmq.SNDHWM, self.hwm)
+            sub.bind(self.in_address)
+            pub.bind(self.out_address)
+        except zmq.ZMQError as e:
+            sub.close(0)
+            pub.close(0)
+            raise OSError(f"cannot bind {self.in_address} / {self.out_address}: {e}") from e
+        self.in_address = sub.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.out_address = pub.getsockopt_string(zmq.LAST_ENDPOINT)
+        monitor = sub.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self._threads = [
+            threading.Thread(target=self._input_loop, args=(sub, monitor), name="posetween-input", daemon=True),
+            threading.Thread(target=self._output_loop, args=(pub,), name="posetween-output", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+        log.info("serving: keyframes in on %s (SUB, topic pose/<id>), poses out on %s (PUB), "
+                 "%g Hz, lookahead %d, budget %g ms", self.in_address, self.out_address,
+                 self.engine.cfg.rate, self.engine.cfg.lookahead, self.engine.cfg.budget_ms)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=5)
+        self._threads = []
+        if self._own_context:
+            self.ctx.term()
+
+    def __enter__(self) -> "Service":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def serve_forever(self) -> None:
+        """Start (if not started) and run until interrupted (Ctrl-C / SIGTERM)."""
+        import signal
+        if not self._threads:
+            self.start()
+        stop = lambda *_: self._stop.set()
+        old = signal.signal(signal.SIGTERM, stop)
+        try:
+            while not self._stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, old)
+            log.info("stopping: %s", summary_line(self.engine.snapshot()))
+            self.stop()
+
+    # ------------------------------------------------------------ threads
+
+    def _input_loop(self, sub: zmq.Socket, monitor: zmq.Socket) -> None:
+        engine = self.engine
+        poller = zmq.Poller()
+        poller.register(sub, zmq.POLLIN)
+        poller.register(monitor, zmq.POLLIN)
+        try:
+            while not self._stop.is_set():
+                events = dict(poller.poll(50))
+                if sub in events:
+                    for _ in range(DRAIN_MAX):   # then run the model, even under a flood
+                        try:
+                            msg = sub.recv(zmq.NOBLOCK, copy=True)
+                        except zmq.Again:
+                            break
+                        now = engine.now()
+                        try:
+                            m = wire.decode_keyframe(msg, self.max_message_bytes)
+                            engine.push(m.stream, m.time, m.xy, m.conf, m.layout, m.seq, now=now)
+                        except InputError as e:
+                            engine.drop(e.reason, str(e))
+                        except Exception as e:  # a bug must not stop every other stream
+                            if not engine.stats.drops["internal_error"]:
+                                log.exception("failed on a message (%s)", e)
+                            engine.drop("internal_error", f"{type(e).__name__}: {e}")
+                    engine.process()
+                if monitor in events:
+                    event = recv_monitor_message(monitor)
+                    if event["event"] == zmq.EVENT_DISCONNECTED:
+                        engine.stats.add("disconnects")
+                        self._disconnect_log("disconnect", "a publisher disconnected (closed, or sent a message "
+                                             "over %d bytes, which zmq refuses)", 4 * self.max_message_bytes)
+        except Exception:
+            log.exception("input loop failed")
+            self._stop.set()
+        finally:
+            sub.disable_monitor()
+            monitor.close(0)
+            sub.close(0)
+
+    def _warn_fallbacks(self, snap: dict) -> None:
+        last = getattr(self, "_last_log_snap", None)
+        self._last_log_snap = snap
+        if last is None:
+            return
+        windows = snap["keyframes_in"] - last["keyframes_in"]
+        fallbacks = snap["fallbacks"] - last["fallbacks"]
+        if windows >= 10 and fallbacks > 0.2 * windows:
+            log.warning("%d%% of windows fell back to linear interpolation: the model answers in %s ms "
+                        "(p50, from arrival) against a budget of %g ms; raise --budget-ms or use a faster "
+                        "backend", round(100 * fallbacks / windows), snap["answer_ms_p50"],
+                        self.engine.cfg.budget_ms)
+
+    def _output_loop(self, pub: zmq.Socket) -> None:
+        engine = self.engine
+        next_stats = engine.now() + self.stats_interval
+        next_log = engine.now() + self.log_interval
+        try:
+            while not self._stop.is_set():
+                nt, now = engine.next_tick(), engine.now()
+                if nt is not None and nt > now:
+                    time.sleep(min(nt - now, 0.05))
+                    continue
+                for pose in engine.render(fresh=True):
+                    try:
+                        pub.send(wire.encode_pose(pose, time.time()), zmq.NOBLOCK)
+                    except zmq.Again:
+                        engine.stats.add("send_dropped")
+                now = engine.now()
+                if now >= next_stats or now >= next_log:
+                    snap = engine.snapshot()
+                    if now >= next_stats:
+                        next_stats = max(next_stats + self.stats_interval, now)
+                        try:
+                            pub.send(wire.encode_stats(snap, time.time()), zmq.NOBLOCK)
+                        except zmq.Again:
+                            pass
+                    if now >= next_log:
+                        next_log = max(next_log + self.log_interval, now)
+                        log.info("%s", summary_line(snap))
+                        self._warn_fallbacks(snap)
+        except Exception:
+            log.exception("output loop failed")
+            self._stop.set()
+        finally:
+            pub.close(0)

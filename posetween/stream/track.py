@@ -1,0 +1,139 @@
+"""One stream's output trajectory: dense samples from the model, rendered at any time.
+
+The model answers Q queries per interval; the track keeps those samples (time-ordered) and
+the output clock interpolates linearly between them. New samples replace the ones at and after
+their first time. When that changes what the output already showed, or was about to show (a
+late keyframe, a lookahead-0 prediction corrected by the real keyframe), the difference is
+blended out over ``blend_s`` with a smoothstep, so the output never jumps. Samples of different
+segments (stream restarts) are never interpolated between.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from .frames import KEYFRAME, PREDICTED
+
+EPS = 1e-6   # seconds; capture times are often Unix times, whose float64 resolution is ~0.2 us
+
+
+@dataclass
+class Sample:
+    t: float
+    xy: np.ndarray     # (19, 2)
+    conf: np.ndarray   # (19,)
+    kind: str
+    seg: int
+
+
+def _lerp(a: Sample, b: Sample, t: float) -> tuple[np.ndarray, np.ndarray]:
+    span = b.t - a.t
+    w = 0.0 if span <= EPS else min(max((t - a.t) / span, 0.0), 1.0)
+    xy = a.xy + w * (b.xy - a.xy)
+    # A joint missing on one side takes the other side's value.
+    xy = np.where(np.isnan(a.xy), b.xy, np.where(np.isnan(b.xy), a.xy, xy))
+    return xy, a.conf + w * (b.conf - a.conf)
+
+
+def _fade(u: float) -> float:
+    """1 at u <= 0 falling smoothly (smoothstep) to 0 at u >= 1."""
+    if u <= 0:
+        return 1.0
+    if u >= 1:
+        return 0.0
+    return 1.0 - u * u * (3 - 2 * u)
+
+
+class Track:
+    def __init__(self, max_samples: int = 512, key_times: int = 16):
+        self.samples: list[Sample] = []
+        self.last: Sample | None = None          # the last rendered output
+        self.key_times: deque[float] = deque(maxlen=key_times)
+        self.max_samples = max_samples
+
+    def _at(self, samples: list[Sample], t: float) -> tuple[int, Sample | None]:
+        """Index of the first sample after t, and the one at or before it."""
+        i = 0
+        while i < len(samples) and samples[i].t <= t:
+            i += 1
+        return i, (samples[i - 1] if i else None)
+
+    def _value(self, samples: list[Sample], t: float):
+        i, left = self._at(samples, t)
+        if left is None:
+            return None
+        if i == len(samples) or samples[i].seg != left.seg:
+            return left.xy, left.conf
+        return _lerp(left, samples[i], t)
+
+    # ------------------------------------------------------------ writing
+
+    def merge(self, times, xy, conf, kind: str, seg: int, blend_s: float) -> None:
+        """Add samples ``times (n,)`` ascending, ``xy (n, 19, 2)``, ``conf (n, 19)``."""
+        new = [Sample(float(times[i]), np.array(xy[i], np.float64), np.array(conf[i], np.float64), kind, seg)
+               for i in range(len(times))]
+        if not new:
+            return
+        t_s = new[0].t
+        old = self.samples
+        n_keep, _ = self._at(old, t_s - EPS)
+        keep, removed = old[:n_keep], old[n_keep:]
+        cand = keep + new
+        last = self.last
+        shown_changes = last is not None and last.seg == seg and (not keep or last.t >= keep[-1].t)
+        if shown_changes and blend_s > 0:
+            # The output already showed last.t, and the new samples change what it would show
+            # there: continue from what was shown and fade the difference out.
+            te = last.t
+            v = self._value(cand, te)
+            delta = np.nan_to_num(last.xy - v[0]) if v is not None else np.zeros_like(last.xy)
+            past = [s for s in cand if s.t < te - EPS]
+            future = [s for s in cand if s.t > te + EPS]
+            anchor = Sample(te, last.xy.copy(), (v[1] if v is not None else last.conf).copy(), kind, seg)
+            if not future:
+                future = [Sample(te + blend_s, new[-1].xy, new[-1].conf, kind, seg)]
+            else:
+                for s in future:
+                    s.xy = s.xy + delta * _fade((s.t - te) / blend_s)
+            cand = past + [anchor] + future
+        elif removed and keep and keep[-1].seg == seg == removed[0].seg and blend_s > 0:
+            # Replacing samples not shown yet (a prediction corrected by the real keyframe):
+            # start from the old trajectory at t_s and fade to the new one.
+            old_xy, _ = _lerp(keep[-1], removed[0], t_s)
+            delta = np.nan_to_num(old_xy - new[0].xy)
+            for s in new:
+                s.xy = s.xy + delta * _fade((s.t - t_s) / blend_s)
+        if len(cand) > self.max_samples:
+            cand = cand[-self.max_samples:]
+        self.samples = cand
+
+    def note_keyframe(self, t: float) -> None:
+        self.key_times.append(t)
+
+    # ------------------------------------------------------------ reading
+
+    def render(self, t: float, hold_s: float, key_tolerance: float):
+        """``(xy, conf, kind, segment)`` at ``t``, or None before the first sample. Past a
+        segment's last sample its last pose is held (kind ``predicted``) for ``hold_s``, then
+        nothing until the next sample."""
+        s = self.samples
+        i, left = self._at(s, t)
+        if left is None:
+            return None
+        if i == len(s) or s[i].seg != left.seg:
+            if t - left.t > hold_s:
+                return None
+            xy, conf, kind = left.xy, left.conf, (left.kind if t - left.t < EPS else PREDICTED)
+        else:
+            xy, conf = _lerp(left, s[i], t)
+            kind = s[i].kind
+        if any(abs(t - k) <= key_tolerance for k in self.key_times):
+            kind = KEYFRAME
+        self.last = Sample(t, xy, conf, kind, left.seg)
+        # Keep the sample at or before t (the left end of the next render's bracket).
+        if i > 1:
+            del s[:i - 1]
+        return xy, conf, kind, left.seg

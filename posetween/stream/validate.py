@@ -1,0 +1,146 @@
+"""Input checks shared by the wire decoder and the in-process engine API.
+
+Every problem is an :class:`InputError` with a short machine-readable ``reason`` (the key the
+drop counters use) and a message naming the problem.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+
+from posetween.core.skeleton import LAYOUTS, Layout, get_layout, layout_for_joint_count
+
+# Drop reasons, with what each means (docs/wire-format.md lists the same).
+REASONS: dict[str, str] = {
+    "malformed": "not a message of this format (no topic separator, not msgpack, not a map)",
+    "bad_version": "schema version missing or not supported",
+    "bad_field": "a required field is missing or has the wrong type",
+    "bad_topic": "topic does not match the body's stream id, or is not a pose topic",
+    "bad_stream_id": "stream id empty, too long, or with characters outside [A-Za-z0-9_.:-]",
+    "unknown_layout": "joint layout not one of " + ", ".join(LAYOUTS),
+    "bad_joint_count": "joint count does not match the layout (or no layout has it)",
+    "non_finite": "NaN or infinite time, confidence, or coordinate of a joint with confidence > 0",
+    "out_of_range": "value outside its allowed range (negative confidence, |coordinate| > 1e6, bad time)",
+    "oversized": "message larger than the service's limit",
+    "time_backwards": "capture time not later than the stream's previous keyframe",
+    "repeated_seq": "sequence number not above the stream's previous one",
+    "too_many_streams": "the engine already serves max_streams streams",
+    "empty_pose": "no joint has confidence > 0 (not an error: the detector saw nobody)",
+    "internal_error": "the service failed on this message (a bug: the log has the traceback)",
+}
+
+MAX_COORD = 1e6
+MAX_STREAM_ID = 64
+_STREAM_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,%d}\Z" % MAX_STREAM_ID)
+
+
+class InputError(ValueError):
+    def __init__(self, reason: str, message: str):
+        assert reason in REASONS, reason
+        super().__init__(message)
+        self.reason = reason
+
+
+def check_stream_id(stream_id) -> str:
+    if not isinstance(stream_id, str) or not _STREAM_ID.match(stream_id):
+        raise InputError("bad_stream_id", f"stream id {str(stream_id)[:80]!r} must be 1-{MAX_STREAM_ID} "
+                                          "characters from [A-Za-z0-9_.:-]")
+    return stream_id
+
+
+def check_time(t) -> float:
+    if isinstance(t, bool) or not isinstance(t, (int, float, np.floating, np.integer)):
+        raise InputError("bad_field", f"capture time must be a number of seconds, got {type(t).__name__}")
+    t = float(t)
+    if not math.isfinite(t):
+        raise InputError("non_finite", f"capture time is {t}")
+    if abs(t) > 1e11:
+        raise InputError("out_of_range", f"capture time {t:g} s is not plausible (seconds expected)")
+    return t
+
+
+def check_seq(seq) -> int | None:
+    if seq is None:
+        return None
+    if isinstance(seq, bool) or not isinstance(seq, (int, np.integer)) or seq < 0:
+        raise InputError("bad_field", f"sequence number must be a non-negative integer, got {seq!r}")
+    return int(seq)
+
+
+def to_model_pose(xy, conf=None, layout: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Check a pose in any known layout and convert it to the model's 19 joints.
+
+    ``xy``: ``(J, 2)`` (or ``(2J,)`` flat), ``conf``: ``(J,)`` or None (all 1). A joint with
+    confidence 0 is missing and may have any coordinates (NaN included); a seen joint must
+    be finite. Confidences must be finite and >= 0; above 1 they are clipped to 1.
+    Returns ``(xy (19, 2) float64 with NaN for missing joints, conf (19,) float64)``.
+    """
+    try:
+        xy = np.asarray(xy, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError("bad_field", "joints must be numbers") from None
+    if xy.ndim == 1 and xy.size % 2 == 0:
+        xy = xy.reshape(-1, 2)
+    if xy.ndim != 2 or xy.shape[1] != 2:
+        raise InputError("bad_joint_count", f"joints must be (J, 2) or a flat list of 2J numbers, got shape {xy.shape}")
+    J = xy.shape[0]
+    if layout is None:
+        try:
+            lay = layout_for_joint_count(J)
+        except ValueError as e:
+            raise InputError("bad_joint_count", str(e)) from None
+    else:
+        if layout not in LAYOUTS:
+            raise InputError("unknown_layout", f"unknown joint layout {str(layout)[:40]!r}; known: {', '.join(LAYOUTS)}")
+        lay = get_layout(layout)
+        if J != lay.num_joints:
+            raise InputError("bad_joint_count", f"layout {lay.name!r} has {lay.num_joints} joints, got {J}")
+    if conf is None:
+        conf = np.ones(J)
+    else:
+        try:
+            conf = np.asarray(conf, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise InputError("bad_field", "confidences must be numbers") from None
+        if conf.shape != (J,):
+            raise InputError("bad_joint_count", f"{J} joints but {conf.size} confidences")
+    if not np.isfinite(conf).all():
+        raise InputError("non_finite", f"confidence of joint {int(np.flatnonzero(~np.isfinite(conf))[0])} is not finite")
+    if (conf < 0).any():
+        raise InputError("out_of_range", f"confidence of joint {int(np.flatnonzero(conf < 0)[0])} is negative")
+    seen = conf > 0
+    bad = seen & ~np.isfinite(xy).all(-1)
+    if bad.any():
+        raise InputError("non_finite", f"joint {int(np.flatnonzero(bad)[0])} has confidence > 0 but "
+                                       "non-finite coordinates (mark missing joints with confidence 0)")
+    far = seen & (np.abs(np.where(seen[:, None], xy, 0)) > MAX_COORD).any(-1)
+    if far.any():
+        raise InputError("out_of_range", f"joint {int(np.flatnonzero(far)[0])} coordinate beyond +-{MAX_COORD:g}")
+    return convert_pose(lay, xy, np.minimum(conf, 1.0))
+
+
+_TABLES: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
+def convert_pose(layout: Layout, xy: np.ndarray, conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``Layout.to_model`` for one pose, vectorised with cached index tables (the streaming
+    engine converts every keyframe). Same result: a joint made from several source joints is
+    their mean, present only when all are, with their minimum confidence."""
+    table = _TABLES.get(layout.name)
+    if table is None:
+        width = max(len(src) for src in layout.sources)
+        idx = np.zeros((len(layout.sources), width), dtype=np.intp)
+        used = np.zeros((len(layout.sources), width), dtype=bool)
+        for j, src in enumerate(layout.sources):
+            idx[j, :len(src)], used[j, :len(src)] = src, True
+        table = _TABLES[layout.name] = (idx, used, used.any(1), np.maximum(used.sum(1), 1))
+    idx, used, has, count = table
+    present = (conf > 0) & np.isfinite(xy).all(-1)
+    ok = has & (present[idx] | ~used).all(1)
+    mean = np.where(used[..., None], np.nan_to_num(xy)[idx], 0.0).sum(1) / count[:, None]
+    out_xy = np.where(ok[:, None], mean, np.nan)
+    out_conf = np.where(ok, np.where(used, conf[idx], np.inf).min(1), 0.0)
+    return out_xy, out_conf

@@ -1,0 +1,162 @@
+"""The wire format (version 1): one ZeroMQ frame per message, ``TOPIC \\0 MSGPACK-BODY``.
+
+See docs/wire-format.md. Topics are ``pose/<stream id>`` (keyframes in, poses out) and
+``stats``; the NUL after the topic makes a prefix subscription to ``pose/cam1\\0`` match
+stream ``cam1`` only, and ``pose/`` every stream. The body is a msgpack map.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from .frames import KINDS, OutputPose
+from .validate import InputError, check_seq, check_stream_id, check_time
+
+VERSION = 1
+SEP = b"\x00"
+POSE_PREFIX = b"pose/"
+STATS_TOPIC = b"stats"
+MAX_MESSAGE_BYTES = 16 * 1024      # larger messages are dropped ("oversized")
+MAX_TOPIC_BYTES = 128
+
+
+def pose_topic(stream_id: str) -> bytes:
+    """The exact topic of one stream, NUL included: subscribe to this to get only that stream."""
+    return POSE_PREFIX + check_stream_id(stream_id).encode("ascii") + SEP
+
+
+@dataclass
+class KeyframeMessage:
+    """A decoded input message: the pose still in its source layout (checked by the engine)."""
+    stream: str
+    time: float
+    xy: Any                 # (J, 2) / flat 2J numbers / float32 array
+    conf: Any | None
+    layout: str | None
+    seq: int | None
+
+
+@dataclass
+class StatsMessage:
+    data: dict
+    published: float | None = None
+
+
+def _split(msg: bytes) -> tuple[bytes, bytes]:
+    i = msg.find(SEP, 0, MAX_TOPIC_BYTES + 1)
+    if i < 0:
+        raise InputError("malformed", f"no topic separator (NUL) in the first {MAX_TOPIC_BYTES} bytes")
+    return msg[:i], msg[i + 1:]
+
+
+def _unpack(body: bytes) -> dict:
+    try:
+        obj = msgpack.unpackb(body, raw=False, strict_map_key=False, max_bin_len=MAX_MESSAGE_BYTES,
+                              max_str_len=MAX_MESSAGE_BYTES, max_array_len=4096, max_map_len=64)
+    except Exception as e:  # msgpack raises several types (ExtraData, FormatError, ValueError...)
+        raise InputError("malformed", f"body is not msgpack: {type(e).__name__}") from None
+    if not isinstance(obj, dict):
+        raise InputError("malformed", f"body must be a msgpack map, got {type(obj).__name__}")
+    v = obj.get("v")
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise InputError("bad_version", "schema version field 'v' missing")
+    if v != VERSION:
+        raise InputError("bad_version", f"schema version {v} not supported (this server speaks {VERSION})")
+    return obj
+
+
+def _array(value, name: str, required: bool):
+    if value is None:
+        if required:
+            raise InputError("bad_field", f"field {name!r} missing")
+        return None
+    if isinstance(value, (bytes, bytearray)):
+        if len(value) % 4:
+            raise InputError("bad_field", f"field {name!r}: binary data must be little-endian float32")
+        return np.frombuffer(value, dtype="<f4")
+    if isinstance(value, (list, tuple)):
+        return value
+    raise InputError("bad_field", f"field {name!r} must be an array of numbers or float32 bytes, "
+                                  f"got {type(value).__name__}")
+
+
+# ---------------------------------------------------------------- keyframes (input)
+
+def encode_keyframe(stream_id: str, time: float, xy, conf=None, layout: str | None = "posetween19",
+                    seq: int | None = None) -> bytes:
+    """A keyframe message. ``xy (J, 2)``, ``conf (J,)`` or None; missing joints: conf 0 (NaN allowed)."""
+    xy = np.asarray(xy, dtype=np.float64)
+    body: dict[str, Any] = {"v": VERSION, "stream": stream_id, "t": float(time),
+                            "xy": xy.reshape(-1).tolist()}
+    if conf is not None:
+        body["conf"] = np.asarray(conf, dtype=np.float64).reshape(-1).tolist()
+    if layout is not None:
+        body["layout"] = layout
+    if seq is not None:
+        body["seq"] = int(seq)
+    return pose_topic(stream_id) + msgpack.packb(body, use_bin_type=True)
+
+
+def decode_keyframe(msg: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> KeyframeMessage:
+    """Check a message's structure (raises :class:`InputError`); the pose itself is checked
+    by the engine (``validate.to_model_pose``)."""
+    if len(msg) > max_bytes:
+        raise InputError("oversized", f"message of {len(msg)} bytes (limit {max_bytes})")
+    topic, body = _split(msg)
+    if not topic.startswith(POSE_PREFIX):
+        raise InputError("bad_topic", f"topic {topic[:40]!r} is not pose/<stream id>")
+    obj = _unpack(body)
+    stream = check_stream_id(obj.get("stream"))
+    if topic[len(POSE_PREFIX):] != stream.encode("ascii"):
+        raise InputError("bad_topic", f"topic {topic[:80]!r} does not match stream id {stream!r}")
+    if "t" not in obj:
+        raise InputError("bad_field", "field 't' (capture time, seconds) missing")
+    t = check_time(obj["t"])
+    seq = check_seq(obj.get("seq"))
+    layout = obj.get("layout")
+    if layout is not None and not isinstance(layout, str):
+        raise InputError("bad_field", "field 'layout' must be a string")
+    return KeyframeMessage(stream, t, _array(obj.get("xy"), "xy", True), _array(obj.get("conf"), "conf", False),
+                           layout, seq)
+
+
+# ---------------------------------------------------------------- poses and stats (output)
+
+def encode_pose(pose: OutputPose, published: float) -> bytes:
+    body = {"v": VERSION, "stream": pose.stream, "seq": pose.seq, "t": float(pose.time), "kind": pose.kind,
+            "segment": pose.segment, "layout": pose.layout, "pub": float(published),
+            "xy": np.asarray(pose.xy, np.float64).reshape(-1).tolist(),
+            "conf": np.asarray(pose.conf, np.float64).reshape(-1).tolist()}
+    return POSE_PREFIX + pose.stream.encode("ascii") + SEP + msgpack.packb(body, use_bin_type=True)
+
+
+def encode_stats(data: dict, published: float) -> bytes:
+    return STATS_TOPIC + SEP + msgpack.packb({"v": VERSION, "pub": float(published), **data}, use_bin_type=True)
+
+
+def decode_output(msg: bytes) -> OutputPose | StatsMessage:
+    """Decode a message of the output socket (raises :class:`InputError` when it is not one)."""
+    topic, body = _split(msg)
+    obj = _unpack(body)
+    if topic == STATS_TOPIC:
+        published = obj.pop("pub", None)
+        obj.pop("v", None)
+        return StatsMessage(obj, published)
+    if not topic.startswith(POSE_PREFIX):
+        raise InputError("bad_topic", f"unknown topic {topic[:40]!r}")
+    try:
+        kind = obj["kind"]
+        if kind not in KINDS:
+            raise InputError("bad_field", f"unknown pose kind {kind!r}")
+        return OutputPose(stream=obj["stream"], seq=int(obj["seq"]), time=float(obj["t"]), kind=kind,
+                          xy=np.asarray(obj["xy"], np.float64).reshape(-1, 2),
+                          conf=np.asarray(obj["conf"], np.float64), segment=int(obj.get("segment", 0)),
+                          layout=obj.get("layout", "posetween19"), published=obj.get("pub"))
+    except (KeyError, TypeError, ValueError) as e:
+        if isinstance(e, InputError):
+            raise
+        raise InputError("bad_field", f"pose message field problem: {e}") from None

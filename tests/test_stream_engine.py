@@ -1,0 +1,247 @@
+"""The engine without sockets, on a simulated clock: schedule, rate, corrections, fallbacks,
+stream life (restarts, eviction), bad input and bounded memory. A small random-init model
+(its heads start at zero, so its answer is the linear interpolation of the keyframes)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from posetween.core.skeleton import COCO_17, MEDIAPIPE_33, get_layout
+from posetween.stream import Engine, EngineConfig
+from posetween.stream.engine import fallback_poses
+
+from stream_support import moving_pose, standing_pose, tiny_backend
+
+T0 = 1_700_000_000.0     # capture clock: Unix time
+LOCAL0 = 5_000.0         # engine clock: monotonic
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory):
+    return tiny_backend(tmp_path_factory.mktemp("model"))
+
+
+def simulate(engine, poses, fps=10.0, duration=3.0, latency=0.003, streams=("a",), gaps=()):
+    """Keyframes of each stream at capture T0 + k/fps arrive at LOCAL0 + k/fps + latency; the
+    engine is polled at each arrival and at each of its output ticks, as the service's threads
+    do. Returns the output poses."""
+    out, k, now, end = [], 0, LOCAL0, LOCAL0 + duration
+    while now <= end:
+        arrival = LOCAL0 + k / fps + latency
+        if arrival <= now + 1e-9:
+            if k not in gaps:
+                for s in streams:
+                    engine.push(s, T0 + k / fps, poses(k / fps), np.ones(19), seq=k, now=arrival)
+            k += 1
+            continue
+        out += engine.poll(now)
+        tick = engine.next_tick()
+        now = min(arrival, tick if tick is not None and tick > now else now + 1e-3)
+    return out
+
+
+def linear_truth(key_times, key_poses, t):
+    """Per-coordinate linear interpolation of keyframes (what an untrained model answers)."""
+    flat = np.stack([p.reshape(-1) for p in key_poses])
+    return np.stack([np.interp(t, key_times, flat[:, i]) for i in range(flat.shape[1])], -1).reshape(-1, 19, 2)
+
+
+def test_lookahead1_interpolates_at_the_output_rate(backend):
+    # (A generous budget: the model's real time counts against it, on a CPU shared with training.)
+    cfg = EngineConfig(rate=120, lookahead=1, budget_ms=300)
+    out = simulate(Engine(backend, cfg), moving_pose, fps=10, duration=3.0)
+    t = np.array([p.time for p in out]) - T0
+    delay = 0.1 + 0.3 + 0.003           # one input interval + budget + the 3 ms transit
+    assert len(out) == pytest.approx(120 * (3.0 - delay), abs=3)   # from the first keyframe on
+    assert np.allclose(np.diff(t), 1 / 120, rtol=0.03)             # evenly spaced pose times
+    assert 3.0 - t[-1] == pytest.approx(delay, abs=2 / 120)        # behind the engine's clock
+    keys = np.arange(0, 3.0, 0.1)
+    truth = linear_truth(keys, [moving_pose(k) for k in keys], t)
+    xy = np.array([p.xy for p in out])
+    assert np.abs(xy - truth).max() < 0.05                                       # pixels
+    assert {p.kind for p in out} <= {"keyframe", "interpolated"}
+    half = 0.5 / 120       # the frame nearest each keyframe is marked "keyframe"
+    assert sum(p.kind == "keyframe" for p in out) == ((keys > t[0] - half) & (keys < t[-1] + half)).sum()
+    assert [p.seq for p in out] == list(range(len(out)))
+
+
+def test_lookahead2_waits_two_intervals(backend):
+    cfg = EngineConfig(rate=60, lookahead=2, budget_ms=300)
+    out = simulate(Engine(backend, cfg), moving_pose, fps=10, duration=2.0)
+    t = np.array([p.time for p in out]) - T0
+    assert 2.0 - t[-1] == pytest.approx(0.2 + 0.3 + 0.003, abs=2 / 60)
+    keys = np.arange(0, 2.0, 0.1)
+    truth = linear_truth(keys, [moving_pose(k) for k in keys], t)
+    assert np.abs(np.array([p.xy for p in out]) - truth).max() < 0.05
+
+
+def test_lookahead0_prediction_corrected_without_a_jump(backend):
+    # Constant velocity, then the body turns back: the prediction overshoots and the real
+    # keyframe corrects it, blended over blend_s instead of jumping.
+    turn = 1.0
+    path = lambda t: standing_pose() + np.array([200.0 * (t if t < turn else 2 * turn - t), 0.0])
+    cfg = EngineConfig(rate=120, lookahead=0, budget_ms=60, blend_s=0.1)
+    out = simulate(Engine(backend, cfg), path, fps=10, duration=2.0)
+    t = np.array([p.time for p in out]) - T0
+    x = np.array([p.xy[8, 0] for p in out])
+    assert {p.kind for p in out} <= {"keyframe", "predicted"}
+    # Delay is only the budget + transit: the pose time runs 63 ms behind the clock.
+    assert 2.0 - t[-1] == pytest.approx(0.063, abs=2 / 120)
+    # The prediction runs past the turn (overshoot) and then comes back smoothly.
+    overshoot = x.max() - path(turn)[8, 0]
+    assert overshoot > 10
+    steps = np.abs(np.diff(x))
+    assert steps.max() < 0.5 * overshoot and steps.max() < 200.0 / 120 * 5   # per-frame motion: 1.7 px
+    assert abs(x[-1] - path(t[-1])[8, 0]) < 20
+
+
+def test_model_over_budget_falls_back_to_linear_and_counts(backend):
+    class Slow:
+        window = backend.window
+
+        def run(self, *a):
+            time.sleep(0.03)
+            return backend.run(*a)
+
+    engine = Engine(Slow(), EngineConfig(rate=60, lookahead=1, budget_ms=5))
+    out = simulate(engine, moving_pose, fps=10, duration=1.5)
+    kinds = {p.kind for p in out}
+    assert "fallback" in kinds and "interpolated" not in kinds
+    snap = engine.snapshot()
+    assert snap["fallbacks"] == snap["keyframes_in"] - 1 and snap["model_calls"] > 0
+    t = np.array([p.time for p in out]) - T0
+    keys = np.arange(0, 1.5, 0.1)
+    truth = linear_truth(keys, [moving_pose(k) for k in keys], t)
+    assert np.abs(np.array([p.xy for p in out]) - truth).max() < 1e-3
+
+
+def test_fallback_poses_per_joint():
+    key_xy = np.zeros((3, 19, 2))
+    key_xy[:, :, 0] = [[0.0], [1.0], [2.0]]
+    conf = np.ones((3, 19))
+    conf[1, 0] = 0                    # joint 0 missing in the middle keyframe
+    conf[:, 1] = 0                    # joint 1 never seen
+    out = fallback_poses(key_xy, conf, np.array([0.0, 1.0, 2.0]), np.array([1.5, 3.0]), max_alpha=2.0)
+    assert out[0, 0, 0] == pytest.approx(1.5) and out[0, 5, 0] == pytest.approx(1.5)
+    assert out[1, 5, 0] == pytest.approx(3.0)          # constant velocity past the newest
+    assert np.isnan(out[:, 1]).all()
+
+
+def test_fallback_poses_match_per_joint_interp():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        t = np.sort(rng.uniform(0, 1, 8)) + 1.7e9
+        xy = rng.normal(0, 100, (8, 19, 2))
+        conf = (rng.random((8, 19)) > rng.uniform(0, 0.9)).astype(float)
+        q = rng.uniform(t[0] - 0.2, t[-1] + 0.5, 8)
+        for max_alpha in (1.0, 2.0):
+            expected = np.full((8, 19, 2), np.nan)
+            for j in range(19):
+                idx = np.flatnonzero(conf[:, j] > 0)
+                if len(idx):
+                    for c in (0, 1):
+                        expected[:, j, c] = np.interp(q, t[idx], xy[idx, j, c])
+                if max_alpha > 1 and len(idx) >= 2:
+                    beyond = q > t[idx[-1]]
+                    a = np.minimum((q[beyond] - t[idx[-2]]) / (t[idx[-1]] - t[idx[-2]]), max_alpha)
+                    expected[beyond, j] = xy[idx[-2], j] + a[:, None] * (xy[idx[-1], j] - xy[idx[-2], j])
+            got = fallback_poses(xy, conf, t, q, max_alpha)
+            assert np.allclose(got, expected, equal_nan=True, atol=1e-6)
+
+
+def test_gap_restarts_and_output_stops_during_it(backend):
+    engine = Engine(backend, EngineConfig(rate=60, lookahead=1, budget_ms=300, max_gap_intervals=4))
+    out = simulate(engine, moving_pose, fps=10, duration=3.0, gaps=set(range(10, 20)))   # 1 s without keyframes
+    assert engine.snapshot()["restarts_by_reason"] == {"gap": 1}
+    segs = [p.segment for p in out]
+    assert segs == sorted(segs) and set(segs) == {0, 1}
+    t = np.array([p.time for p in out]) - T0
+    # No output beyond the hold limit (last keyframe + 4 intervals) inside the gap, and no
+    # interpolation across it.
+    assert not ((t > 0.9 + 0.4 + 1e-6) & (t < 2.0 - 1e-6)).any()
+    assert all(p.kind in ("keyframe", "predicted") for p in out if 0.9 < p.time - T0 < 2.0)
+
+
+def test_person_switch_restarts(backend):
+    engine = Engine(backend, EngineConfig(rate=60, lookahead=1))
+    now = LOCAL0
+    for k in range(5):
+        assert engine.push("a", T0 + k / 10, standing_pose(), now=now + k / 10).accepted
+    far = engine.push("a", T0 + 0.5, standing_pose(centre=(1100.0, 360.0)), now=now + 0.5)
+    assert far.accepted and far.restarted and far.reason == "jump"
+    small = engine.push("a", T0 + 0.6, standing_pose(centre=(1100.0, 360.0), torso=30.0), now=now + 0.6)
+    assert small.restarted and small.reason == "jump" and "size" in small.detail
+    ok = engine.push("a", T0 + 0.7, standing_pose(centre=(1105.0, 360.0), torso=31.0), now=now + 0.7)
+    assert ok.accepted and not ok.restarted
+    assert engine.snapshot()["restarts_by_reason"] == {"jump": 2}
+
+
+def test_time_backwards_repeated_seq_and_bad_values_dropped(backend):
+    engine = Engine(backend, EngineConfig())
+    p = standing_pose()
+    assert engine.push("a", T0, p, seq=1, now=LOCAL0).accepted
+    assert engine.push("a", T0 - 0.1, p, seq=2, now=LOCAL0).reason == "time_backwards"
+    assert engine.push("a", T0, p, seq=3, now=LOCAL0).reason == "time_backwards"
+    assert engine.push("a", T0 + 0.1, p, seq=1, now=LOCAL0).reason == "repeated_seq"
+    bad = p.copy()
+    bad[3] = np.nan
+    assert engine.push("a", T0 + 0.1, bad, seq=4, now=LOCAL0).reason == "non_finite"
+    assert engine.push("a", T0 + 0.1, p[:17], seq=4, now=LOCAL0).reason == "bad_joint_count"
+    assert engine.push("a", T0 + 0.1, p, np.zeros(19), seq=4, now=LOCAL0).reason == "empty_pose"
+    assert engine.push("a", T0 + 0.1, p, seq=4, now=LOCAL0).accepted
+    # A source that restarts its sequence numbers after a long gap is a new segment, not a drop.
+    r = engine.push("a", T0 + 5.0, p, seq=0, now=LOCAL0 + 5.0)
+    assert r.accepted and r.restarted and r.reason == "source_restart"
+    assert engine.snapshot()["drops_by_reason"] == {"time_backwards": 2, "repeated_seq": 1, "non_finite": 1,
+                                                    "bad_joint_count": 1, "empty_pose": 1}
+
+
+def test_idle_streams_evicted_and_stream_count_bounded(backend):
+    engine = Engine(backend, EngineConfig(max_streams=3, idle_timeout_s=2.0))
+    for i in range(3):
+        assert engine.push(f"s{i}", T0, standing_pose(), now=LOCAL0).accepted
+    r = engine.push("s3", T0, standing_pose(), now=LOCAL0 + 1.0)
+    assert not r.accepted and r.reason == "too_many_streams"
+    assert engine.push("s0", T0 + 1.5, standing_pose(), now=LOCAL0 + 1.5).accepted
+    engine.render(LOCAL0 + 2.5)               # s1, s2 idle for 2.5 s: evicted
+    assert sorted(engine.streams) == ["s0"]
+    assert engine.push("s3", T0 + 2.5, standing_pose(), now=LOCAL0 + 2.5).accepted
+    assert engine.snapshot()["evictions"] == 2
+
+
+def test_memory_bounded_whatever_the_input(backend):
+    cfg = EngineConfig(max_streams=4)
+    engine = Engine(backend, cfg)
+    for k in range(1000):     # nobody runs the model or renders: the queue must not grow
+        engine.push("a", T0 + k / 30, standing_pose(), now=LOCAL0 + k / 30)
+    assert len(engine._jobs) <= 4 * cfg.max_streams
+    st = engine._streams["a"]
+    assert len(st.window.keys) == backend.window and len(st.track.samples) <= st.track.max_samples
+    for i in range(500):
+        engine.push(f"x{i}", T0, standing_pose(), now=LOCAL0)
+    assert len(engine.streams) == cfg.max_streams
+
+
+def test_streams_batched_into_one_call_and_layouts_converted(backend):
+    engine = Engine(backend, EngineConfig(rate=30, lookahead=1, budget_ms=50))
+    rng = np.random.default_rng(0)
+    coco = rng.uniform(100, 500, (17, 2))
+    mp = rng.uniform(100, 500, (33, 2))
+    for k in range(3):
+        now = LOCAL0 + k / 10
+        engine.push("coco", T0 + k / 10, coco + k, layout="coco17", now=now)
+        engine.push("mediapipe", T0 + k / 10, mp + k, np.full(33, 0.9), layout="mediapipe33", now=now)
+        engine.push("own", T0 + k / 10, standing_pose() + k, now=now)
+        assert engine.process(now) == (3 if k else 0)
+    snap = engine.snapshot()
+    assert snap["model_calls"] == 2 and snap["model_batch_mean"] == 3
+    out = engine.render(LOCAL0 + 0.3)         # shows capture time 0.15 s (delay 0.1 + 0.05 s)
+    last = {p.stream: p for p in out}
+    assert set(last) == {"coco", "mediapipe", "own"}
+    lacks = [j for j, src in enumerate(COCO_17.sources) if not src]
+    assert (last["coco"].conf[lacks] == 0).all() and (last["coco"].conf[[0, 1, 8]] == 1).all()
+    assert np.allclose(last["mediapipe"].conf, 0.9)
+    assert get_layout("mediapipe33") is MEDIAPIPE_33

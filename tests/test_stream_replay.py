@@ -1,0 +1,88 @@
+"""`posetween replay` sources (HDF5 through the evaluation's camera, npz, OpenPose JSON) and its
+real-time schedule."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from posetween.core.skeleton import JOINT_NAMES
+from posetween.stream.replay import load_sequence, project_motion, replay
+from posetween.training.build_data import Motion
+from posetween.training.evaluate import camera_for
+
+
+class Recorder:
+    def __init__(self):
+        self.sent = []
+
+    def send(self, stream_id, timestamp, joints, conf=None, layout="posetween19", seq=None, check=True):
+        self.sent.append((time.time(), stream_id, timestamp, np.array(joints), np.array(conf), layout, seq))
+
+
+def test_h5_motion_projected_through_the_evaluation_camera(tmp_path):
+    rng = np.random.default_rng(0)
+    joints = (rng.normal(0, 0.3, (40, 19, 3)) + [0, 1, 0]).astype(np.float32)
+    joints[:, JOINT_NAMES.index("left_hand")] = np.nan          # a joint the source lacks
+    path = tmp_path / "mocap.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs.update(joint_layout="posetween19", format_version=1, units="m", up_axis="y")
+        g = f.create_group("subset/take_01")
+        g.create_dataset("joints", data=joints)
+        g.attrs["fps"] = 30.0
+    seq = load_sequence(path, motion="take_01", view=2)
+    m = Motion("subset", "take_01", 30.0, joints)
+    cam = camera_for("subset/take_01", 2, 0)
+    expected = cam.project(torch.as_tensor(joints)[None])[0].double().numpy()
+    assert np.allclose(seq.xy, expected, equal_nan=True) and np.allclose(project_motion(m, 2), expected, equal_nan=True)
+    assert seq.layout == "posetween19" and seq.times[1] == pytest.approx(1 / 30)
+    assert (seq.conf[:, JOINT_NAMES.index("left_hand")] == 0).all() and seq.conf[:, 0].all()
+    with pytest.raises(ValueError, match="no motion"):
+        load_sequence(path, motion="nope")
+
+
+def test_npz_and_interpolation(tmp_path):
+    xy = np.zeros((3, 17, 2))
+    xy[:, :, 0] = [[0.0], [10.0], [20.0]]
+    conf = np.ones((3, 17))
+    conf[1, 4] = 0
+    np.savez(tmp_path / "a.npz", xy=xy, conf=conf, t=np.array([5.0, 5.1, 5.2]))
+    seq = load_sequence(tmp_path / "a.npz")
+    assert seq.layout == "coco17" and seq.times.tolist() == pytest.approx([0, 0.1, 0.2])
+    p, c = seq.at(0.05)
+    assert p[0, 0] == pytest.approx(5.0) and c[4] == 0 and np.isnan(p[4]).all()
+    np.savez(tmp_path / "b.npz", xy=xy)
+    with pytest.raises(ValueError, match="fps"):
+        load_sequence(tmp_path / "b.npz")
+
+
+def test_openpose_folder(tmp_path):
+    for i in range(3):
+        people = [{"pose_keypoints_2d": [0.0] * 75},                      # an empty detection
+                  {"pose_keypoints_2d": [10.0 * i, 5.0, 0.9] * 25}]        # the person
+        (tmp_path / f"clip_{i:012d}_keypoints.json").write_text(json.dumps({"version": 1.3, "people": people}))
+    (tmp_path / "clip_000000000003_keypoints.json").write_text(json.dumps({"version": 1.3, "people": []}))
+    seq = load_sequence(tmp_path, source_fps=25)
+    assert seq.layout == "body25" and seq.xy.shape == (4, 25, 2) and seq.times[1] == pytest.approx(0.04)
+    assert seq.xy[2, 0, 0] == 20.0 and (seq.conf[3] == 0).all()
+
+
+def test_replay_schedule_and_stamps():
+    seq_t = np.arange(30) / 30
+    from posetween.stream.replay import Sequence
+    seq = Sequence(np.tile(seq_t[:, None, None], (1, 19, 2)), np.ones((30, 19)), seq_t, "posetween19", "ramp")
+    rec = Recorder()
+    start = time.time() + 0.05
+    sent = replay(seq, rec, fps=50, stream_id="r", start=start)
+    assert len(sent) == 49          # 29/30 s of recording at 50 fps: keyframes 0..48
+    stamps = np.array([s[2] for s in rec.sent])
+    assert np.allclose(stamps, start + np.arange(len(stamps)) / 50)        # capture times exact
+    lateness = np.array([s[0] for s in rec.sent]) - stamps
+    assert lateness.min() >= 0 and np.median(lateness) < 0.005            # sent when stamped
+    assert [s[6] for s in rec.sent] == list(range(len(stamps)))
+    assert rec.sent[10][3][0, 0] == pytest.approx(10 / 50)                 # the pose at k / fps
