@@ -8,7 +8,6 @@ import importlib
 import logging
 import sys
 
-# (module, registers) -- imported lazily so that `posetween --help` stays fast.
 COMMAND_MODULES = (
     "posetween.training.build_data",   # data build
     "posetween.training.train",        # train
@@ -26,13 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:  # TEMPORARY while the modules are being written
-            if e.name != name:
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
