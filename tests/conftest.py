@@ -13,6 +13,17 @@ from posetween.core.skeleton import JOINT_NAMES
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def clip_path() -> Path:
+    """The demo clip: shipped in the package, else ../shared/data/video; skip when neither."""
+    from posetween.stream.sources import default_clip
+    shared_clip = SHARED_DATA / "video" / "walk-outdoor.mp4"
+    for path in (default_clip(), shared_clip):
+        if path.is_file():
+            return path
+    pytest.skip(f"the demo clip walk-outdoor.mp4 is neither in the package ({default_clip()}) "
+                f"nor at {shared_clip}")
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

@@ -9,20 +9,12 @@ import logging
 import numpy as np
 import pytest
 
-from posetween.core.model import save_model
 from posetween.export import backends, bench
 from posetween.export.backends import create_backend
 
-from test_export import FP32_TOL, export_cache, tiny_model  # noqa: F401 -- shared model and cache
+from test_export import FP32_TOL, export_cache, model_path, tiny_model  # noqa: F401 -- shared model and cache
 
 KEYS = ("key_xy", "key_conf", "key_time", "query_time")
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    save_model(tiny_model(), path, {"step": 123})
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -14,12 +14,12 @@ import h5py
 import numpy as np
 import pytest
 
+from conftest import SHARED_DATA
 from posetween.core.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS
 from posetween.training import build_data
 from posetween.training.build_data import (Motion, amass_to_joints, build_dataset,
                                            load_motions, resample)
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MOCAP = SHARED_DATA / "mocap"
 BANDAI_1 = MOCAP / "bandai-namco-1.tar.xz"
 CMU_01 = MOCAP / "cmu-131" / "131_01.bvh"

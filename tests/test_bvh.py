@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import SHARED_DATA
 from posetween.core.skeleton import JOINT_INDEX, NUM_JOINTS
 from posetween.training.bvh import BvhError, euler_matrices, read_bvh
 from posetween.training.joint_maps import (JointMap, JointMapError, builtin_joint_maps,
                                            detect_joint_map, load_joint_map)
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MOCAP = SHARED_DATA / "mocap"
 BANDAI_1 = MOCAP / "bandai-namco-1.tar.xz"
 CMU_01 = MOCAP / "cmu-131" / "131_01.bvh"

@@ -10,22 +10,14 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import clip_path
 from posetween.core.skeleton import MID_HIP, NECK
-from posetween.stream.sources import PoseSchedule, VideoSource, default_clip
+from posetween.stream.sources import PoseSchedule, VideoSource
 
 pytest.importorskip("mediapipe")
 
-SHARED_CLIP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "video" / "walk-outdoor.mp4"
 PANEL = 640
 
-
-def clip_path() -> Path:
-    """The demo clip: shipped in the package, else ../shared/data/video; skip when neither."""
-    for path in (default_clip(), SHARED_CLIP):
-        if path.is_file():
-            return path
-    pytest.skip(f"the demo clip walk-outdoor.mp4 is neither in the package ({default_clip()}) "
-                f"nor at {SHARED_CLIP}")
 
 
 def demo_model(tmp_path_factory) -> Path:

@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import clip_path
 from posetween.core.skeleton import MID_HIP, NECK, NUM_JOINTS
 from posetween.stream.sources import Frame, ImageFolderSource, PoseSchedule, VideoSource, default_clip
 
-SHARED_CLIP = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "video" / "walk-outdoor.mp4"
 
-
-def clip_path() -> Path:
-    """The demo clip: shipped in the package, else ../shared/data/video; skip when neither."""
-    for path in (default_clip(), SHARED_CLIP):
-        if path.is_file():
-            return path
-    pytest.skip(f"the demo clip walk-outdoor.mp4 is neither in the package ({default_clip()}) "
-                f"nor at {SHARED_CLIP}")
 
 
 def test_mediapipe_finds_a_plausible_pose_on_the_clip():

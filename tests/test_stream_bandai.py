@@ -11,7 +11,6 @@ Runs in real time: about 15 s per lookahead.
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 

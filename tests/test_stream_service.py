@@ -13,7 +13,6 @@ import time
 import msgpack
 import numpy as np
 import pytest
-import zmq
 
 from posetween.stream import Engine, EngineConfig, wire
 from posetween.stream.client import PosePublisher, PoseSubscriber
