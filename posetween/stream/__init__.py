@@ -1,6 +1,6 @@
 """Streaming: keyframes of many live streams in, poses out at a fixed rate (in-process engine,
 ZeroMQ service, client helpers, replay). See engine.py for the in-process API and
-the README, "Wire format" for the wire format."""
+README.md (section "Wire format") for the wire format."""
 
 from .config import EngineConfig
 from .engine import Engine, PushResult

@@ -15,7 +15,7 @@ SERVE_HELP = """Serve the streaming upsampler over ZeroMQ.
 
 Detectors connect PUB sockets to --in and send keyframes (topic pose/<stream id>); consumers
 connect SUB sockets to --out and receive every stream's pose at --rate Hz (topic
-pose/<stream id>) and the live counters (topic stats). Wire format: the README, "Wire format".
+pose/<stream id>) and the live counters (topic stats). Wire format: README.md (section "Wire format").
 
     posetween serve --in tcp://127.0.0.1:5555 --out tcp://127.0.0.1:5556 --rate 120 --lookahead 1
 """

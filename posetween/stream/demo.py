@@ -17,7 +17,7 @@ A video file or an image folder runs on a simulated clock -- the source's timest
 as the CPU allows -- so its output is deterministic; a camera runs on the wall clock. With a
 display (``DISPLAY``/``WAYLAND_DISPLAY``) and no ``--headless``/``--out``, an OpenCV window
 shows the result (q or Esc quits); otherwise an MP4 (mp4v) is written. ``--publish ADDRESS``
-also sends every output pose over ZeroMQ in the service's wire format (the README, "Wire format").
+also sends every output pose over ZeroMQ in the service's wire format (README.md, section "Wire format").
 """
 
 from __future__ import annotations

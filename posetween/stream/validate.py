@@ -13,7 +13,7 @@ import numpy as np
 
 from posetween.core.skeleton import LAYOUTS, Layout, get_layout, layout_for_joint_count
 
-# Drop reasons, with what each means (the README, "Wire format" lists the same).
+# Drop reasons, with what each means (README.md, section "Wire format", lists the same).
 REASONS: dict[str, str] = {
     "malformed": "not a message of this format (no topic separator, not msgpack, not a map)",
     "bad_version": "schema version missing or not supported",

@@ -1,6 +1,6 @@
 """The wire format (version 1): one ZeroMQ frame per message, ``TOPIC \\0 MSGPACK-BODY``.
 
-See the README, "Wire format". Topics are ``pose/<stream id>`` (keyframes in, poses out) and
+See README.md (section "Wire format"). Topics are ``pose/<stream id>`` (keyframes in, poses out) and
 ``stats``; the NUL after the topic makes a prefix subscription to ``pose/cam1\\0`` match
 stream ``cam1`` only, and ``pose/`` every stream. The body is a msgpack map.
 """
