@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tarfile
 from pathlib import Path
 
 import h5py
@@ -11,6 +12,29 @@ import pytest
 from posetween.core.skeleton import JOINT_NAMES
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+MOCAP = SHARED_DATA / "mocap"
+BANDAI_1 = MOCAP / "bandai-namco-1.tar.xz"
+CMU_01 = MOCAP / "cmu-131" / "131_01.bvh"
+
+
+def need(path: Path) -> None:
+    """Skip the calling test when a file of the shared data is absent."""
+    if not path.exists():
+        pytest.skip(f"shared mocap data not found at {path} (expected ../shared/data beside "
+                    "the repository)")
+
+
+def read_bandai_members(count: int = 2) -> list[tuple[str, bytes]]:
+    """The first ``count`` BVH members of bandai-namco-1.tar.xz, streamed (no full unpack)."""
+    need(BANDAI_1)
+    out = []
+    with tarfile.open(BANDAI_1, "r|xz") as tf:
+        for member in tf:
+            if member.isfile() and member.name.endswith(".bvh"):
+                out.append((member.name, tf.extractfile(member).read()))
+                if len(out) == count:
+                    break
+    return out
 
 
 def clip_path() -> Path:

@@ -14,15 +14,12 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import SHARED_DATA
+from conftest import CMU_01, need, read_bandai_members
 from posetween.core.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS
 from posetween.training import build_data
 from posetween.training.build_data import (Motion, amass_to_joints, build_dataset,
                                            load_motions, resample)
 
-MOCAP = SHARED_DATA / "mocap"
-BANDAI_1 = MOCAP / "bandai-namco-1.tar.xz"
-CMU_01 = MOCAP / "cmu-131" / "131_01.bvh"
 
 # A valid BVH whose skeleton no built-in joint map knows.
 SMALL_BVH = """HIERARCHY
@@ -41,25 +38,6 @@ Frame Time: 0.04
 0 0 0 0 0 0
 0 0 0 0 0 0
 """
-
-
-def _need(path: Path) -> None:
-    if not path.exists():
-        pytest.skip(f"shared mocap data not found at {path} (expected ../shared/data beside "
-                    "the repository)")
-
-
-def read_bandai_members(count: int = 2) -> list[tuple[str, bytes]]:
-    """The first ``count`` BVH members of bandai-namco-1.tar.xz, streamed (no full unpack)."""
-    _need(BANDAI_1)
-    out = []
-    with tarfile.open(BANDAI_1, "r|xz") as tf:
-        for member in tf:
-            if member.isfile() and member.name.endswith(".bvh"):
-                out.append((member.name, tf.extractfile(member).read()))
-                if len(out) == count:
-                    break
-    return out
 
 
 def run_cli(*argv: str) -> int:
@@ -94,7 +72,7 @@ def make_bandai_archive(tmp_path: Path, suffix: str = ".tar.xz") -> tuple[Path, 
 
 
 def test_build_from_archive_and_folder(tmp_path, capsys):
-    _need(CMU_01)
+    need(CMU_01)
     archive, stems = make_bandai_archive(tmp_path)
     folder = tmp_path / "cmu-mini" / "nested"
     folder.mkdir(parents=True)
@@ -210,7 +188,7 @@ def test_unrecognised_skeleton_is_reported(tmp_path):
 
 
 def test_bad_joint_map_cli_errors(tmp_path, capsys):
-    _need(CMU_01)
+    need(CMU_01)
     bad = tmp_path / "bad.yaml"
     bad.write_text("units_to_metres: 0.01\njoints:\n  left_wrst: Hand_L\n")
     assert run_cli("data", "build", str(CMU_01), "--out", str(tmp_path / "a.h5"),
@@ -241,7 +219,7 @@ def test_resample():
 
 def test_posetween_cli_main(tmp_path):
     """The real `posetween` entry point (skipped while other commands are not importable)."""
-    _need(CMU_01)
+    need(CMU_01)
     try:
         from posetween.cli import main
         main(["--help"])

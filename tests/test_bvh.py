@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import SHARED_DATA
+from conftest import CMU_01, need, read_bandai_members
 from posetween.core.skeleton import JOINT_INDEX, NUM_JOINTS
 from posetween.training.bvh import BvhError, euler_matrices, read_bvh
 from posetween.training.joint_maps import (JointMap, JointMapError, builtin_joint_maps,
                                            detect_joint_map, load_joint_map)
 
-MOCAP = SHARED_DATA / "mocap"
-BANDAI_1 = MOCAP / "bandai-namco-1.tar.xz"
-CMU_01 = MOCAP / "cmu-131" / "131_01.bvh"
 
 # Root: 6 channels. Spine: 3 channels, order Z Y X. Arm: 6 channels (its position channels
 # replace its OFFSET), order X Y Z. Leg: 3 channels, order X Y Z. Two End Sites.
@@ -179,25 +174,6 @@ def test_detect_joint_map():
 
 # ----------------------------------------------------------------------------- real files
 
-def _need(path: Path) -> None:
-    if not path.exists():
-        pytest.skip(f"shared mocap data not found at {path} (expected ../shared/data beside "
-                    "the repository)")
-
-
-def read_bandai_members(count: int = 2) -> list[tuple[str, bytes]]:
-    """The first ``count`` BVH members of bandai-namco-1.tar.xz, streamed (no full unpack)."""
-    _need(BANDAI_1)
-    out = []
-    with tarfile.open(BANDAI_1, "r|xz") as tf:
-        for member in tf:
-            if member.isfile() and member.name.endswith(".bvh"):
-                out.append((member.name, tf.extractfile(member).read()))
-                if len(out) == count:
-                    break
-    return out
-
-
 # Bones between mapped joints that are rigid in the source skeletons (each a parent-child
 # chain whose in-between joints have no translation channels of their own that change).
 RIGID = [("right_shoulder", "right_elbow"), ("right_elbow", "right_wrist"),
@@ -242,7 +218,7 @@ def test_bandai_files_from_archive():
 
 
 def test_cmu_file():
-    _need(CMU_01)
+    need(CMU_01)
     from posetween.training.build_data import bvh_to_joints
     m = read_bvh(CMU_01)
     assert m.fps == 120.0

@@ -28,16 +28,35 @@ from .validate import to_model_pose
 from .wire import StatsMessage
 
 
-class PosePublisher:
+class _Client:
+    """A socket of its own (and a context, unless one is given), closed on ``close()`` or at
+    the end of a ``with`` block."""
+
+    def __init__(self, socket_type: int, context: zmq.Context | None):
+        self._own_context = context is None
+        self.ctx = context or zmq.Context()
+        self.sock = self.ctx.socket(socket_type)
+
+    def close(self) -> None:
+        self.sock.close()
+        if self._own_context:
+            self.ctx.term()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class PosePublisher(_Client):
     """Publishes keyframes to the service's input. Connects an XPUB socket (a PUB that also
     sees subscriptions) so that :meth:`wait_ready` can tell when the service listens: a PUB
     drops what it sends before that. Sending never blocks (ZeroMQ drops at its high-water mark)."""
 
     def __init__(self, address: str = "tcp://127.0.0.1:5555", *, wait: float = 2.0,
                  context: zmq.Context | None = None, hwm: int = 1000):
-        self._own_context = context is None
-        self.ctx = context or zmq.Context()
-        self.sock = self.ctx.socket(zmq.XPUB)
+        super().__init__(zmq.XPUB, context)
         self.sock.setsockopt(zmq.LINGER, 200)
         self.sock.setsockopt(zmq.SNDHWM, hwm)
         self.sock.connect(address)
@@ -80,26 +99,13 @@ class PosePublisher:
         except zmq.Again:
             return False
 
-    def close(self) -> None:
-        self.sock.close()
-        if self._own_context:
-            self.ctx.term()
 
-    def __enter__(self) -> "PosePublisher":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-class PoseSubscriber:
+class PoseSubscriber(_Client):
     """Receives output poses (and, with ``stats=True``, the service's counters)."""
 
     def __init__(self, address: str = "tcp://127.0.0.1:5556", streams=None, conflate: bool = False,
                  *, stats: bool = False, context: zmq.Context | None = None, hwm: int = 10000):
-        self._own_context = context is None
-        self.ctx = context or zmq.Context()
-        self.sock = self.ctx.socket(zmq.SUB)
+        super().__init__(zmq.SUB, context)
         self.sock.setsockopt(zmq.LINGER, 0)
         if conflate:
             self.sock.setsockopt(zmq.CONFLATE, 1)   # before connect; whole single-frame messages
@@ -125,17 +131,6 @@ class PoseSubscriber:
     def __iter__(self):
         while True:
             yield self.recv()
-
-    def close(self) -> None:
-        self.sock.close()
-        if self._own_context:
-            self.ctx.term()
-
-    def __enter__(self) -> "PoseSubscriber":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 __all__ = ["PosePublisher", "PoseSubscriber", "OutputPose", "StatsMessage"]
