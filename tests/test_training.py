@@ -50,6 +50,29 @@ def test_resume_continues_exactly(tiny_config, tmp_path):
     assert (runs / "pieces" / "model.pt").exists() and any((runs / "pieces" / "tb").iterdir())
 
 
+def test_init_starts_a_new_run_from_a_model_file(tiny_config, tmp_path):
+    torch.set_num_threads(1)
+    runs = tmp_path / "runs"
+    assert train_cli(tiny_config, runs, "first") == 0
+    start = torch.load(runs / "first" / "model.pt", weights_only=False)
+    # --until 0: the new run saves its starting point, which must be the given weights.
+    assert train_cli(tiny_config, runs, "more", "--init", str(runs / "first" / "model.pt"), "--until", "0") == 0
+    begun = torch.load(runs / "more" / "last.pt", weights_only=False)
+    assert begun["step"] == 0 and begun["before"]["steps"] == start["step"]
+    for k, v in start["state_dict"].items():
+        assert torch.equal(v, begun["state_dict"][k]), k
+    assert train_cli(tiny_config, runs, "more", "--resume") == 0
+    best = torch.load(runs / "more" / "model.pt", weights_only=False)
+    # The model file counts the steps and time of the weights it started from.
+    assert start["step"] < best["step"] <= start["step"] + 20
+    assert best["train_seconds"] > start["train_seconds"]
+
+    other = tmp_path / "other.pt"
+    save_model(PoseTween(ModelConfig(window=4, d_model=16, heads=2, ff=32, encoder_layers=1, decoder_layers=1)), other)
+    with pytest.raises(ValueError, match="model config"):
+        train_cli(tiny_config, runs, "mismatch", "--init", str(other))
+
+
 def test_resume_without_checkpoint_is_a_clear_error(tiny_config, tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         train_cli(tiny_config, tmp_path, "nothing", "--resume")

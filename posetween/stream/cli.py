@@ -33,11 +33,12 @@ def register(sub) -> None:
                    help="allow binding a non-loopback address such as 0.0.0.0 (anyone who reaches it can send and read)")
     p.add_argument("--rate", type=float, default=d.rate, help="output poses per second per stream")
     p.add_argument("--lookahead", type=int, choices=(0, 1, 2), default=d.lookahead,
-                   help="1: interpolate (delay: one input interval + budget); 0: predict (delay: budget)")
+                   help="1: interpolate (delay: one input interval); 0: predict (delay: only the clock offset)")
     p.add_argument("--backend", default="auto", help="runtime backend (posetween.export.backends)")
     p.add_argument("--model", help="model file (default: the shipped default model)")
     p.add_argument("--budget-ms", type=float, default=d.budget_ms,
-                   help="model latency budget; a window answered later is filled linearly (fallback)")
+                   help="model latency budget (not added to the delay); a window answered later is filled "
+                        "linearly (fallback) until its answer comes")
     p.add_argument("--extra-delay-ms", type=float, default=d.extra_delay_ms, help="margin for arrival jitter")
     p.add_argument("--queries", type=int, default=d.queries, help="model queries per input interval")
     p.add_argument("--blend-ms", type=float, default=d.blend_s * 1000,

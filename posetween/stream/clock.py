@@ -3,7 +3,8 @@
 A tick at local time ``tau`` shows stream ``s`` at capture time ``tau - lag_s``, where the
 lag's target is ``offset_s + delay_s``: the capture-to-local clock offset (the minimum of
 arrival minus capture over recent messages) plus the delay the lookahead needs (lookahead
-intervals) and the model's latency budget. The lag moves towards its target at most
+intervals; the model's own time is covered by the previous window's lead, see ``engine.py``).
+The lag moves towards its target at most
 ``max_slew`` seconds per second, so the pose times stay evenly spaced (within that fraction)
 while the estimates settle.
 """

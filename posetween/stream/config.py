@@ -11,13 +11,18 @@ class EngineConfig:
     rate: float = 60.0                 # output poses per second and stream (60, 120, 240, any)
     lookahead: int = 1                 # keyframes to wait for: 1 interpolates (delay one input
                                        # interval), 0 predicts past the newest keyframe
-    budget_ms: float = 4.0             # the model's time after a keyframe arrives; later = fallback
+    budget_ms: float = 10.0            # the model's time after a keyframe arrives; later = fallback
+                                       # (not part of the delay: the previous window's lead covers it)
     extra_delay_ms: float = 0.0        # added to the output delay (margin for arrival jitter)
     max_lag_slew: float = 0.02         # output time may run this much fast/slow while the delay adapts
     max_catchup_s: float = 0.25        # an output clock further behind than this skips ticks
 
     # Model queries
-    queries: int = 8                   # Q dense samples per interval (the output interpolates them)
+    queries: int = 8                   # Q dense samples per window (the output interpolates them)
+    lead_queries: int = 2              # lookahead >= 1: of the Q, samples past the interval's right
+                                       # keyframe, shown while the model works on the next window
+    lead_intervals: float = 0.5        # ... spread over this many input intervals (at least 1.5
+                                       # budgets, at most one interval)
     horizon_intervals: float = 1.5     # lookahead 0: the prediction covers this many intervals
     blend_s: float = 0.1               # a correction (new data over shown output) blends this long
     max_batch: int = 64                # windows per model call
@@ -42,6 +47,10 @@ class EngineConfig:
             problems.append(f"lookahead must be 0, 1 or 2 (got {self.lookahead})")
         if self.queries < 2:
             problems.append(f"queries must be >= 2 (got {self.queries})")
+        if not 0 <= self.lead_queries <= self.queries - 2:
+            problems.append(f"lead_queries must be from 0 to queries - 2 (got {self.lead_queries})")
+        if not 0 < self.lead_intervals <= 1:
+            problems.append(f"lead_intervals must be in (0, 1] (got {self.lead_intervals})")
         if self.budget_ms < 0 or self.extra_delay_ms < 0:
             problems.append("budget_ms and extra_delay_ms must be >= 0")
         if self.max_streams < 1 or self.max_batch < 1:

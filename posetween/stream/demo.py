@@ -8,7 +8,7 @@
 MediaPipe Pose runs on a few frames a second (``--pose-fps``, or every Nth frame with
 ``--pose-every``); its poses go into the same streaming engine as ``posetween serve`` (in
 process), which outputs poses at ``--rate`` Hz for a time ``delay`` behind the capture clock
-(one input interval for lookahead 1, plus the model's budget). The picture is delayed by the
+(one input interval for lookahead 1). The picture is delayed by the
 same amount (a bounded frame buffer), so each shown frame carries the pose for its own time and
 the skeleton sits on the person. Two panels: left, the estimator's keyframes as they arrive,
 held until the next one (what you would draw without posetween); right, posetween's output.
@@ -297,7 +297,7 @@ def run_demo(source: Source, estimator, engine, schedule: PoseSchedule, sinks=()
     keys: deque[tuple[float, np.ndarray, np.ndarray]] = deque(maxlen=64)
     outs: deque = deque(maxlen=int(engine.cfg.rate * 4) + 8)
     delays: deque[float] = deque(maxlen=4096)
-    delay_est = 1.0 / pose_rate + engine.cfg.budget_s        # until the engine shows its own
+    delay_est = engine.cfg.lookahead / pose_rate              # until the engine shows its own
     half = 0.5 / engine.cfg.rate
     first_t = last_t = None
     renderer = None

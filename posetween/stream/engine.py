@@ -22,13 +22,20 @@ an arbitrary time instead of on the engine's own ticks.
 
 How it works: each stream keeps a window of the K newest keyframes (``window.py``). With
 lookahead L >= 1, keyframe k closes the interval between keyframes k-L and k-L+1; the model
-answers Q evenly spaced queries in it from the window ending at k. With lookahead 0, the model
-predicts Q queries from keyframe k to ``horizon_intervals`` input intervals past it, and the
-real next keyframe corrects the prediction with a smooth blend. The output shows stream ``s``
-at capture time ``tick - lag_s`` (``clock.py``) and interpolates the dense samples linearly
-(``track.py``). A window whose model answer is not back ``budget_ms`` after its keyframe
-arrived is filled by linear interpolation (extrapolation for lookahead 0) instead: kind
-``fallback``, counted.
+answers Q - ``lead_queries`` evenly spaced queries in it from the window ending at k, and
+``lead_queries`` more a little past its right end (the *lead*). With lookahead 0, the model
+predicts Q queries from keyframe k to ``horizon_intervals`` input intervals past it. The output
+shows stream ``s`` at capture time ``tick - lag_s`` (``clock.py``) and interpolates the dense
+samples linearly (``track.py``).
+
+The model's time is hidden, not waited for. The lag is the clock offset plus L input intervals,
+so when keyframe k arrives the output is just reaching the start of the interval k fills; for
+the few milliseconds until the model answers, it shows the previous window's lead (lookahead
+1: a prediction, kind ``predicted``; lookahead 0: the previous prediction), and the answer
+takes over with a blend wherever it differs from what was shown. ``budget_ms`` bounds the
+model: a window whose answer is not back ``budget_ms`` after its keyframe arrived is filled by
+linear interpolation (extrapolation past the newest keyframe) instead, kind ``fallback``,
+counted; an answer that comes later still replaces what is not shown yet (``late_answers``).
 """
 
 from __future__ import annotations
@@ -54,7 +61,7 @@ from .window import DROP, RESTART, StreamWindow
 
 log = logging.getLogger("posetween.stream")
 
-MAX_EXTRAPOLATION = 2.0   # fallback for lookahead 0: at most one interval of constant velocity
+MAX_EXTRAPOLATION = 2.0   # fallback past the newest keyframe: at most one interval of constant velocity
 PROBE_S = 0.5             # an overloaded engine still tries the model this often
 
 
@@ -77,8 +84,9 @@ class _Job:
     key_time: np.ndarray    # (K,)
     query: np.ndarray       # (Q,)
     conf: np.ndarray        # (Q, 19) output confidences
-    kind: str
+    kinds: list[str]        # (Q,) what each answer is: interpolated or predicted
     done: bool = False
+    fell_back: bool = False
 
 
 @dataclass
@@ -209,23 +217,28 @@ class Engine:
                 st.track.merge([k.time], k.xy[None], k.conf[None], KEYFRAME, w.segment, 0.0)
             if len(keys) < L + 1:
                 return
-            # Q queries from the interval's left keyframe to its right one, both included: the
-            # new window's estimate at the left keyframe takes over from the previous window's
-            # with a blend (track.py), so the two windows' answers join without a step.
+            # Q - P queries from the interval's left keyframe to its right one, both included:
+            # the new window's estimate at the left keyframe takes over from the previous
+            # window's with a blend (track.py), so the two windows' answers join without a step.
+            # P more past the right keyframe: the lead, shown while the next window is computed.
             a, b = keys[-L - 1], keys[-L]
-            frac = np.arange(Q) / (Q - 1)
-            query = a.time + (b.time - a.time) * frac
-            query[-1] = b.time
-            conf = a.conf + frac[:, None] * (b.conf - a.conf)
-            kind = INTERPOLATED
+            P = cfg.lead_queries
+            frac = np.arange(Q - P) / (Q - P - 1)
+            inside = a.time + (b.time - a.time) * frac
+            inside[-1] = b.time
+            span = min(w.interval(), max(cfg.lead_intervals * w.interval(), 1.5 * cfg.budget_s))
+            query = np.concatenate([inside, b.time + span * np.arange(1, P + 1) / max(P, 1)])
+            conf = np.concatenate([a.conf + frac[:, None] * (b.conf - a.conf), np.tile(b.conf, (P, 1))])
+            kinds = [INTERPOLATED] * (Q - P) + [PREDICTED if L == 1 else INTERPOLATED] * P
         else:
             k = keys[-1]
             query = k.time + cfg.horizon_intervals * w.interval() * np.arange(Q) / (Q - 1)
             conf = np.tile(k.conf, (Q, 1))
-            kind = PREDICTED
-        st.lag.set_target(w.offset() + L * w.interval() + cfg.budget_s + cfg.extra_delay_ms / 1000.0)
+            kinds = [PREDICTED] * Q
+        # No budget in the lag: the previous window's lead covers the model's time.
+        st.lag.set_target(w.offset() + L * w.interval() + cfg.extra_delay_ms / 1000.0)
         key_xy, key_conf, key_time = w.arrays()
-        job = _Job(w.id, w.segment, now, now + cfg.budget_s, key_xy, key_conf, key_time, query, conf, kind)
+        job = _Job(w.id, w.segment, now, now + cfg.budget_s, key_xy, key_conf, key_time, query, conf, kinds)
         if len(self._jobs) >= self._max_jobs:     # bounded whatever the input does
             self._resolve(self._jobs.popleft())
         self._jobs.append(job)
@@ -240,16 +253,18 @@ class Engine:
         if job.done:
             return
         job.done = True
-        st = self._streams.get(job.stream)
-        if st is None or st.window.segment != job.seg:
-            return
-        kind = job.kind
+        kinds = job.kinds
         if poses is None:
-            poses = fallback_poses(job.key_xy, job.key_conf, job.key_time, job.query,
-                                   1.0 if self.cfg.lookahead else MAX_EXTRAPOLATION)
-            kind = FALLBACK
+            poses = fallback_poses(job.key_xy, job.key_conf, job.key_time, job.query, MAX_EXTRAPOLATION)
+            kinds = FALLBACK
+            job.fell_back = True
             self.stats.add("fallbacks")
-        st.track.merge(job.query, poses, job.conf, kind, job.seg, self.cfg.blend_s)
+        self._merge(job, poses, kinds)
+
+    def _merge(self, job: _Job, poses: np.ndarray, kinds) -> None:
+        st = self._streams.get(job.stream)
+        if st is not None and st.window.segment == job.seg:
+            st.track.merge(job.query, poses, job.conf, kinds, job.seg, self.cfg.blend_s)
 
     # ------------------------------------------------------------ model
 
@@ -313,7 +328,15 @@ class Engine:
         self.stats.answered([done - j.arrival for j in batch])
         with self._lock:
             for i, job in enumerate(batch):
-                self._resolve(job, None if out is None or done > job.deadline else out[i])
+                if not job.done and done > job.deadline:
+                    self._resolve(job)            # missed its budget: the fallback, counted
+                if out is None:
+                    self._resolve(job)
+                elif not job.done:
+                    self._resolve(job, out[i])
+                elif job.fell_back:               # late, but still better than the fallback
+                    self.stats.add("late_answers")
+                    self._merge(job, out[i], job.kinds)
             self._inflight = []
         return n
 

@@ -61,6 +61,7 @@ class Stats:
                 "keyframes_in": self.counts["keyframes_in"],
                 "frames_out": self.counts["frames_out"],
                 "fallbacks": self.counts["fallbacks"],
+                "late_answers": self.counts["late_answers"],
                 "shed_windows": self.counts["shed_windows"],
                 "restarts": sum(self.restarts.values()),
                 "restarts_by_reason": dict(self.restarts),

@@ -71,9 +71,11 @@ class Track:
 
     # ------------------------------------------------------------ writing
 
-    def merge(self, times, xy, conf, kind: str, seg: int, blend_s: float) -> None:
-        """Add samples ``times (n,)`` ascending, ``xy (n, 19, 2)``, ``conf (n, 19)``."""
-        new = [Sample(float(times[i]), np.array(xy[i], np.float64), np.array(conf[i], np.float64), kind, seg)
+    def merge(self, times, xy, conf, kinds, seg: int, blend_s: float) -> None:
+        """Add samples ``times (n,)`` ascending, ``xy (n, 19, 2)``, ``conf (n, 19)`` and their
+        ``kinds`` (one for all, or one per sample)."""
+        kinds = [kinds] * len(times) if isinstance(kinds, str) else list(kinds)
+        new = [Sample(float(times[i]), np.array(xy[i], np.float64), np.array(conf[i], np.float64), kinds[i], seg)
                for i in range(len(times))]
         if not new:
             return
@@ -83,7 +85,7 @@ class Track:
         keep, removed = old[:n_keep], old[n_keep:]
         cand = keep + new
         last = self.last
-        shown_changes = last is not None and last.seg == seg and (not keep or last.t >= keep[-1].t)
+        shown_changes = last is not None and last.seg == seg and last.t >= t_s - EPS
         if shown_changes and blend_s > 0:
             # The output already showed last.t, and the new samples change what it would show
             # there: continue from what was shown and fade the difference out.
@@ -92,6 +94,7 @@ class Track:
             delta = np.nan_to_num(last.xy - v[0]) if v is not None else np.zeros_like(last.xy)
             past = [s for s in cand if s.t < te - EPS]
             future = [s for s in cand if s.t > te + EPS]
+            kind = future[0].kind if future else new[-1].kind
             anchor = Sample(te, last.xy.copy(), (v[1] if v is not None else last.conf).copy(), kind, seg)
             if not future:
                 future = [Sample(te + blend_s, new[-1].xy, new[-1].conf, kind, seg)]
@@ -117,14 +120,15 @@ class Track:
 
     def render(self, t: float, hold_s: float, key_tolerance: float):
         """``(xy, conf, kind, segment)`` at ``t``, or None before the first sample. Past a
-        segment's last sample its last pose is held (kind ``predicted``) for ``hold_s``, then
-        nothing until the next sample."""
+        segment's last sample its last pose is held (kind ``predicted``) until ``hold_s`` after
+        its newest keyframe, then nothing until the next sample."""
         s = self.samples
-        i, left = self._at(s, t)
+        i, left = self._at(s, t + EPS)   # a time on a sample, up to float noise, is that sample's
         if left is None:
             return None
         if i == len(s) or s[i].seg != left.seg:
-            if t - left.t > hold_s:
+            newest_key = self.key_times[-1] if self.key_times else left.t
+            if t - min(left.t, newest_key) > hold_s:   # counted from the keyframe, not the lead
                 return None
             xy, conf, kind = left.xy, left.conf, (left.kind if t - left.t < EPS else PREDICTED)
         else:

@@ -7,7 +7,9 @@ A run lives in ``runs/NAME/``: ``config.yaml``, ``last.pt`` (everything needed t
 model, optimizer, scheduler, step, every random state), ``best.pt`` (lowest validation error),
 ``model.pt`` (the best weights alone, what ``--model`` takes) and TensorBoard logs in ``tb/``.
 Ctrl-C or SIGTERM saves ``last.pt`` before leaving, and ``--until STEP`` stops early on purpose:
-on a small machine, train in pieces and continue with ``--resume``.
+on a small machine, train in pieces and continue with ``--resume``. ``--init MODEL.pt`` starts a
+new run (fresh optimizer and schedule) from a model file's weights, for instance the shipped
+default: the run's files then count the steps and time of the weights it started from too.
 """
 
 from __future__ import annotations
@@ -120,7 +122,7 @@ def lr_lambda(cfg: TrainConfig):
 
 
 def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, until: int | None = None,
-          device: str | None = None) -> Path:
+          device: str | None = None, init: Path | None = None) -> Path:
     ddp = Distributed.setup()
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda" and ddp.world > 1:
@@ -134,6 +136,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, until: int | No
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
     sampler_rng = torch.Generator().manual_seed(cfg.seed * 1000 + ddp.rank)
     step, best, seconds = 0, math.inf, 0.0
+    before = {"steps": 0, "seconds": 0.0}   # training of the weights a run started from (--init)
 
     last = run_dir / "last.pt"
     if resume:
@@ -144,11 +147,17 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, until: int | No
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         step, best, seconds = ckpt["step"], ckpt["best"], ckpt.get("seconds", 0.0)
+        before = ckpt.get("before", before)
         sampler_rng.set_state(ckpt["rng"]["sampler"][ddp.rank])
         torch.set_rng_state(ckpt["rng"]["torch"][ddp.rank])
         log.info("resumed %s at step %d", run_dir, step)
-    elif ddp.main:
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    else:
+        if init is not None:
+            before = init_from(model, cfg, init)
+            log.info("starting from %s (%d steps, %.2f h of training before)", init, before["steps"],
+                     before["seconds"] / 3600)
+        if ddp.main:
+            (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
     train_clips = load_clips(cfg, "train")
     val_clips = load_clips(cfg, "validation")
@@ -176,7 +185,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, until: int | No
             tmp = run_dir / "last.pt.tmp"
             torch.save({"state_dict": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(), "step": step, "best": best,
-                        "seconds": seconds + time.monotonic() - started,
+                        "seconds": seconds + time.monotonic() - started, "before": before,
                         "rng": rng, "config": to_dict(cfg)}, tmp)
             tmp.replace(last)
 
@@ -219,7 +228,8 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, until: int | No
                 if val["model"] < best:
                     best = val["model"]
                     save_model(model, run_dir / "model.pt", {
-                        "step": step, "validation": val, "train_seconds": seconds + time.monotonic() - started,
+                        "step": before["steps"] + step, "validation": val,
+                        "train_seconds": before["seconds"] + seconds + time.monotonic() - started,
                         "hardware": f"{ddp.world} x {hardware(device)}"})
         if step % cfg.log.checkpoint_every == 0:
             checkpoint()
@@ -232,6 +242,16 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, until: int | No
     return run_dir
 
 
+def init_from(model: PoseTween, cfg: TrainConfig, path: Path) -> dict:
+    """Load a model file's weights into ``model``; returns the steps and seconds they had."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if ckpt["config"] != cfg.model.to_dict():
+        raise ValueError(f"--init {path}: its model config {ckpt['config']} differs from the run's "
+                         f"{cfg.model.to_dict()}")
+    model.load_state_dict(ckpt["state_dict"])
+    return {"steps": int(ckpt.get("step", 0)), "seconds": float(ckpt.get("train_seconds", 0.0))}
+
+
 def register(sub) -> None:
     p = sub.add_parser("train", help="train the motion model", description=__doc__,
                        formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
@@ -240,8 +260,10 @@ def register(sub) -> None:
     p.add_argument("--name", required=True, help="run name: checkpoints and logs go to RUNS/NAME")
     p.add_argument("--runs", default="runs", help="folder of runs (default: runs)")
     p.add_argument("--resume", action="store_true", help="continue RUNS/NAME exactly where it stopped")
+    p.add_argument("--init", type=Path, help="start a new run from this model file's weights")
     p.add_argument("--until", type=int, help="stop (with a checkpoint) at this step")
     p.add_argument("--steps", type=int, help="total steps of the schedule (overrides the config)")
+    p.add_argument("--lr", type=float, help="peak learning rate (overrides the config)")
     p.add_argument("--data", help="HDF5 from `posetween data build` (overrides the config)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.set_defaults(func=_run)
@@ -257,8 +279,12 @@ def _run(args) -> int:
         cfg.optim.batch_size = args.batch_size
     if args.steps:
         cfg.optim.steps = args.steps
+    if args.lr:
+        cfg.optim.lr = args.lr
     if args.data:
         cfg.data.path = args.data
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
-    train(cfg, run_dir, resume=args.resume, until=args.until, device=args.device)
+    if args.resume and args.init:
+        raise ValueError("--init starts a new run; --resume continues one: give one of them")
+    train(cfg, run_dir, resume=args.resume, until=args.until, device=args.device, init=args.init)
     return 0
