@@ -6,7 +6,7 @@ the streams (phases spread over the input interval) and subscribes to the output
 timestamps and the service's publish stamps are both wall-clock ``time.time()`` on this machine.
 
     python benchmarks/stream_latency.py --model runs/default/model.pt --seconds 5 \\
-        --json out/stream_latency.json
+        --json out/stream_latency.json --plot docs/stream_latency.png
 
 Goal on a 2-core CPU, one stream: p99 within one input interval + 5 ms (lookahead 1), under
 5 ms (lookahead 0). The table also gives the share of windows that fell back to linear
@@ -104,7 +104,8 @@ def run_config(args, streams: int, lookahead: int) -> dict:
         proc.wait(20)
     e2e_ms = np.array(e2e) * 1000
     frames = sum(kinds.values())
-    return {
+    return {"e2e_ms": e2e_ms,     # every frame's delay, for the plot (not written to the JSON)
+        
         "streams": streams, "lookahead": lookahead, "fps_in": args.fps, "rate_out": args.rate,
         "budget_ms": args.budget_ms, "frames": frames,
         "e2e_ms_p50": float(np.percentile(e2e_ms, 50)), "e2e_ms_p99": float(np.percentile(e2e_ms, 99)),
@@ -134,6 +135,31 @@ def markdown(results: list[dict], meta: dict) -> str:
     return "\n".join(lines)
 
 
+def plot(results: list[dict], meta: dict, path: str) -> None:
+    """Each configuration's delay distribution against its goal."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, la in zip(axes, (1, 0)):
+        rows = [r for r in results if r["lookahead"] == la]
+        if not rows:
+            ax.set_visible(False)
+            continue
+        ax.boxplot([r["e2e_ms"] for r in rows], whis=(1, 99), showfliers=False)
+        ax.set_xticks(range(1, len(rows) + 1), [f"{r['streams']} stream{'s' * (r['streams'] > 1)}" for r in rows])
+        ax.axhline(rows[0]["goal_ms"], color="tab:red", ls="--", label=f"goal for one stream ({rows[0]['goal_ms']:.1f} ms)")
+        ax.set_yscale("log")   # one stream and an overloaded 32 side by side
+        ax.set_title(f"lookahead {la}")
+        ax.set_ylabel("publish - capture time (ms)")
+        ax.legend(loc="upper left", fontsize=8)
+    fig.suptitle(f"posetween serve, {meta['fps']:g} fps in, {meta['rate']:g} Hz out "
+                 "(box: quartiles, whiskers: 1st-99th percentile)", fontsize=10)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="model file (default: the shipped default model)")
@@ -148,6 +174,7 @@ def main() -> int:
     p.add_argument("--nice", type=int, default=0, help="run the service at this niceness (negative: needs privileges)")
     p.add_argument("--json", help="write the results here")
     p.add_argument("--markdown", help="write the table here")
+    p.add_argument("--plot", help="write a plot of the delay distributions here (PNG)")
     args = p.parse_args()
     cpu = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     try:
@@ -166,9 +193,12 @@ def main() -> int:
             "seconds": args.seconds, "cpu": cpu, "model": args.model or "default"}
     table = markdown(results, meta)
     print(table)
+    if args.plot:
+        plot(results, meta, args.plot)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+        rows = [{k: v for k, v in r.items() if k != "e2e_ms"} for r in results]
+        Path(args.json).write_text(json.dumps({"meta": meta, "results": rows}, indent=2))
     if args.markdown:
         Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
         Path(args.markdown).write_text(table + "\n")
