@@ -31,10 +31,9 @@ data/bandai.h5: | setup
 
 data: data/bandai.h5
 
-# Trains the default model (resumable: run again to continue from the last checkpoint).
+# Trains the default model in its stages and ships it (resumable: run again to continue).
 train: data/bandai.h5
-	if [ -f runs/default/last.pt ]; then RESUME=--resume; fi; \
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/posetween train --config configs/default.yaml --batch-size 256 --name default $$RESUME
+	BIN=$(BIN) bash scripts/train_default.sh
 
 # The default model's evaluation, as reported in its model card.
 eval: data/bandai.h5

@@ -177,3 +177,17 @@ def test_export_rejects_bad_combinations(tmp_path, model_path):
               "--out", str(tmp_path / "x.ts")])
     with pytest.raises(SystemExit):
         main(["export", "--model", str(model_path), "--fp16", "--int8", "--out", str(tmp_path / "x.onnx")])
+
+
+def test_shipped_onnx_is_the_export_of_the_shipped_model():
+    """posetween/models/default.onnx must be re-exported whenever default.pt changes: else every
+    `posetween serve` on a fresh machine exports afresh at start-up (tens of seconds)."""
+    from importlib.resources import files
+
+    from posetween.core.model import load_model
+    models = files("posetween") / "models"
+    if not (models / "default.pt").is_file():
+        pytest.skip("no shipped default model")
+    digest = exporters.model_hash(load_model())
+    assert exporters.onnx_matches(models / "default.onnx", digest, "fp32", exporters.DEFAULT_QUERIES), (
+        "default.onnx is stale: posetween export --out posetween/models/default.onnx")

@@ -1,9 +1,11 @@
 import itertools
 
 import numpy as np
+import pytest
 import torch
 
-from posetween.core.model import ModelConfig, PoseTween, interpolation_weights, normalize_window
+from posetween.core.model import (ModelConfig, PoseTween, hermite_weights, interpolation_weights, load_model,
+                                  normalize_window, save_model)
 from posetween.core.skeleton import NUM_JOINTS
 
 
@@ -76,6 +78,45 @@ def test_interpolation_weights_linear_inside_constant_velocity_after_hold_before
     expected = torch.tensor([10.0, 15.0, 30.0, 40.0, 60.0, 70.0])
     torch.testing.assert_close(got, expected)
     torch.testing.assert_close(w.sum(-1), torch.ones(1, 6))
+
+
+def test_hermite_weights_follow_any_quadratic_and_are_linear_outside():
+    # Irregular times, random missing keyframes: between two valid keyframes with a third on
+    # either side, the curve is exact for quadratic motion (linear interpolation is not).
+    g = torch.Generator().manual_seed(0)
+    B, K, Q = 256, 8, 12
+    time = torch.sort(torch.rand(B, K, generator=g, dtype=torch.float64) * 2, 1).values
+    valid = torch.rand(B, K, generator=g) > 0.3
+    query = torch.rand(B, Q, generator=g, dtype=torch.float64) * 2.6 - 0.3
+    linear = interpolation_weights(time, valid, query, 2.0)
+    w = hermite_weights(time, valid, query, linear)
+    torch.testing.assert_close(w.sum(-1), torch.ones(B, Q, dtype=torch.float64))
+    assert (w[~valid.unsqueeze(1).expand_as(w)] == 0).all()
+    c = torch.randn(B, 3, 1, generator=g, dtype=torch.float64)
+    motion = lambda t: c[:, 0] + c[:, 1] * t + c[:, 2] * t * t
+    before = (valid.unsqueeze(1) & (time.unsqueeze(1) <= query.unsqueeze(2))).sum(-1)
+    after = (valid.unsqueeze(1) & (time.unsqueeze(1) > query.unsqueeze(2))).sum(-1)
+    between = (before >= 1) & (after >= 1) & (before + after >= 3)
+    err = (w @ motion(time).unsqueeze(-1)).squeeze(-1) - motion(query)
+    lin_err = (linear @ motion(time).unsqueeze(-1)).squeeze(-1) - motion(query)
+    assert between.float().mean() > 0.5
+    assert err[between].abs().max() < 1e-9 < lin_err[between].abs().max()
+    outside = (before == 0) | (after == 0)
+    torch.testing.assert_close(w[outside], linear[outside])
+
+
+def test_model_file_without_a_newer_zero_head_loads(tmp_path):
+    model = PoseTween(ModelConfig(window=4, encoder_layers=1, decoder_layers=1))
+    path = tmp_path / "old.pt"
+    save_model(model, path)
+    ckpt = torch.load(path, weights_only=False)
+    del ckpt["state_dict"]["curve_head.weight"], ckpt["state_dict"]["curve_head.bias"]
+    torch.save(ckpt, path)
+    assert (load_model(path).curve_head.weight == 0).all()
+    del ckpt["state_dict"]["key_embed.weight"]
+    torch.save(ckpt, path)
+    with pytest.raises(ValueError, match="key_embed.weight"):
+        load_model(path)
 
 
 def test_untrained_model_is_the_linear_prior_and_units_round_trip():

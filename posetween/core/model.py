@@ -12,7 +12,8 @@ Follows the motion model of "Render In-between" (Yu et al., BMVC 2021), made for
 
 Both heads output *interpolation kernels* rather than positions: for every query (or keyframe)
 and joint, weights over the window's keyframes where that joint was seen, as the per-joint
-linear-interpolation weights plus a learned correction that sums to zero. The output is that
+linear-interpolation weights, moved by a learned amount towards a cubic Hermite curve's
+(queries only: how much the path bends), plus a learned correction that sums to zero. The output is that
 weighted sum of the observed keyframes. Untrained, the model is exactly linear interpolation;
 trained, it bends the path (curvature) and smooths noise, and its error scales with the motion
 instead of carrying the fixed noise floor of a regressed position (on clean input linear
@@ -109,27 +110,36 @@ def normalize_window(key_xy: Tensor, key_conf: Tensor, key_time: Tensor, query_t
                   query_time - t_ref[:, None], center, scale)
 
 
-def interpolation_weights(time: Tensor, valid: Tensor, query_time: Tensor, max_alpha: float) -> Tensor:
-    """Weights (B, Q, K) of piecewise-linear interpolation over the valid keyframes.
-
-    Between two valid keyframes: linear. After the newest: constant velocity from the last
-    two (alpha capped at ``max_alpha``). Before the oldest, or with one keyframe: hold.
-    """
+def _brackets(time: Tensor, valid: Tensor, query_time: Tensor):
+    """For each query, the valid keyframes around it: the newest at or before it (left), the
+    oldest after it (right), the one before left (prev) and the one after right (next), as
+    indices (B, Q) with whether each exists."""
     big = 1e9
     t = time.unsqueeze(1)                   # (B, 1, K)
     tq = query_time.unsqueeze(2)            # (B, Q, 1)
     v = valid.unsqueeze(1)
     before = v & (t <= tq)
     after = v & (t > tq)
-    has_before, has_after = before.any(-1), after.any(-1)
     idx_left = torch.where(before, t, torch.full_like(t.expand_as(before), -big)).argmax(-1)
     idx_right = torch.where(after, t, torch.full_like(t.expand_as(after), big)).argmin(-1)
-    t_left = torch.gather(time, 1, idx_left)
-    # The valid keyframe before the left one, for extrapolation past the newest.
-    prev = v & (t < t_left.unsqueeze(-1))
-    has_prev = prev.any(-1)
+    prev = v & (t < torch.gather(time, 1, idx_left).unsqueeze(-1))
+    nxt = v & (t > torch.gather(time, 1, idx_right).unsqueeze(-1))
     idx_prev = torch.where(prev, t, torch.full_like(t.expand_as(prev), -big)).argmax(-1)
+    idx_next = torch.where(nxt, t, torch.full_like(t.expand_as(nxt), big)).argmin(-1)
+    return (idx_prev, idx_left, idx_right, idx_next), (prev.any(-1), before.any(-1), after.any(-1), nxt.any(-1))
 
+
+def _onehot(idx: Tensor, K: int, dtype) -> Tensor:
+    return (torch.arange(K, device=idx.device) == idx.unsqueeze(-1)).to(dtype)
+
+
+def interpolation_weights(time: Tensor, valid: Tensor, query_time: Tensor, max_alpha: float) -> Tensor:
+    """Weights (B, Q, K) of piecewise-linear interpolation over the valid keyframes.
+
+    Between two valid keyframes: linear. After the newest: constant velocity from the last
+    two (alpha capped at ``max_alpha``). Before the oldest, or with one keyframe: hold.
+    """
+    (idx_prev, idx_left, idx_right, _), (has_prev, has_before, has_after, _) = _brackets(time, valid, query_time)
     inside = has_before & has_after
     extrapolate = has_before & ~has_after & has_prev
     a = torch.where(inside, idx_left, torch.where(extrapolate, idx_prev, torch.where(has_before, idx_left, idx_right)))
@@ -140,10 +150,55 @@ def interpolation_weights(time: Tensor, valid: Tensor, query_time: Tensor, max_a
     alpha = torch.where(safe, (query_time - t_a) / torch.where(safe, denom, torch.ones_like(denom)),
                         torch.ones_like(denom))
     alpha = alpha.clamp(0.0, max_alpha)
-    k = torch.arange(time.shape[1], device=time.device)
-    onehot_a = (k == a.unsqueeze(-1)).to(time.dtype)
-    onehot_b = (k == b.unsqueeze(-1)).to(time.dtype)
-    return (1 - alpha).unsqueeze(-1) * onehot_a + alpha.unsqueeze(-1) * onehot_b
+    K = time.shape[1]
+    return (1 - alpha).unsqueeze(-1) * _onehot(a, K, time.dtype) + alpha.unsqueeze(-1) * _onehot(b, K, time.dtype)
+
+
+def hermite_weights(time: Tensor, valid: Tensor, query_time: Tensor, linear: Tensor) -> Tensor:
+    """Weights (B, Q, K) of a cubic Hermite curve through the valid keyframes, for queries between
+    two of them; elsewhere ``linear`` (B, Q, K), the linear weights of the same queries.
+
+    Between keyframes 1 and 2 (with 0 before and 3 after, where they exist), each end's tangent
+    is the slope of a parabola through three of them: 0, 1, 2 at keyframe 1 and 1, 2, 3 at
+    keyframe 2 where both exist (for the newest keyframe, as in live interpolation, 0, 1, 2),
+    else the chord 1-2.
+    With irregular times too, the curve is then exact for any quadratic motion. Every step is
+    linear in the keyframes, so the curve is a kernel like the linear one: weights summing to one.
+    """
+    (i0, i1, i2, i3), (has0, has1, has2, has3) = _brackets(time, valid, query_time)
+    t0, t1, t2, t3 = (torch.gather(time, 1, i) for i in (i0, i1, i2, i3))
+    inside = has1 & has2
+
+    def inv(x: Tensor) -> Tensor:      # 1/x, and 0 where x is ~0 (a branch where() discards)
+        ok = x.abs() > 1e-6
+        return torch.where(ok, 1.0 / torch.where(ok, x, torch.ones_like(x)), torch.zeros_like(x))
+
+    def slope(ta, tb, tc, at):         # d/dt at `at` of the parabola through a, b, c: weights
+        return ((2 * at - tb - tc) * inv((ta - tb) * (ta - tc)), (2 * at - ta - tc) * inv((tb - ta) * (tb - tc)),
+                (2 * at - ta - tb) * inv((tc - ta) * (tc - tb)))
+
+    h = t2 - t1
+    s = ((query_time - t1) * inv(h)).clamp(0.0, 1.0)
+    s2, s3 = s * s, s * s * s
+    h00, h01 = 2 * s3 - 3 * s2 + 1, 3 * s2 - 2 * s3
+    h10, h11 = (s3 - 2 * s2 + s) * h, (s3 - s2) * h    # tangent terms, times the interval
+    zero = torch.zeros_like(h)
+
+    def tangent(first: Tensor, second: Tensor, at: Tensor):
+        """Weights on keyframes (0, 1, 2, 3) of the slope at ``at``: the parabola through 0, 1, 2
+        where ``first`` says so, else the one through 1, 2, 3 where ``second``, else the chord."""
+        l0, l1, l2 = slope(t0, t1, t2, at)
+        m1, m2, m3 = slope(t1, t2, t3, at)
+        pick = lambda x, y, z: torch.where(first, x, torch.where(second, y, z))
+        return (pick(l0, zero, zero), pick(l1, m1, -inv(h)), pick(l2, m2, inv(h)), pick(zero, m3, zero))
+
+    a = tangent(has0, has3, t1)        # at 1: prefer the keyframe before
+    b = tangent(has0 & ~has3, has3, t2)   # at 2: prefer the keyframe after
+    K = time.shape[1]
+    e = [_onehot(i, K, time.dtype) for i in (i0, i1, i2, i3)]
+    value = (zero, h00, h01, zero)
+    w = sum((value[n] + h10 * a[n] + h11 * b[n]).unsqueeze(-1) * e[n] for n in range(4))
+    return torch.where(inside.unsqueeze(-1), w, linear)
 
 
 def interpolate(weights: Tensor, key_xy: Tensor) -> Tensor:
@@ -151,13 +206,19 @@ def interpolate(weights: Tensor, key_xy: Tensor) -> Tensor:
     return torch.einsum("bqk,bkjc->bqjc", weights, key_xy)
 
 
-def per_joint_weights(time: Tensor, present: Tensor, query_time: Tensor, max_alpha: float) -> Tensor:
-    """Interpolation weights of each joint over the keyframes where it was seen:
-    time (B, K), present (B, K, J) bool, query_time (B, Q) -> (B, J, Q, K)."""
+def per_joint(weights_fn, time: Tensor, present: Tensor, query_time: Tensor, *args) -> Tensor:
+    """``weights_fn`` (one of the above) for each joint over the keyframes where it was seen:
+    time (B, K), present (B, K, J) bool, query_time (B, Q), args (B*J, ...) -> (B, J, Q, K)."""
     B, K, J = present.shape
-    w = interpolation_weights(time.repeat_interleave(J, 0), present.permute(0, 2, 1).reshape(B * J, K),
-                              query_time.repeat_interleave(J, 0), max_alpha)
+    w = weights_fn(time.repeat_interleave(J, 0), present.permute(0, 2, 1).reshape(B * J, K),
+                   query_time.repeat_interleave(J, 0), *args)
     return w.view(B, J, -1, K)
+
+
+def per_joint_weights(time: Tensor, present: Tensor, query_time: Tensor, max_alpha: float) -> Tensor:
+    """Linear interpolation weights of each joint over the keyframes where it was seen:
+    time (B, K), present (B, K, J) bool, query_time (B, Q) -> (B, J, Q, K)."""
+    return per_joint(interpolation_weights, time, present, query_time, max_alpha)
 
 
 def apply_kernel(base: Tensor, delta: Tensor, present: Tensor, xy: Tensor) -> Tensor:
@@ -268,10 +329,15 @@ class PoseTween(nn.Module):
         self.refine_head = nn.Linear(D, J * 2)
         self.key_kernel_head = nn.Linear(D, K * J)    # kernel corrections, for seen joints
         self.query_kernel_head = nn.Linear(D, K * J)
+        self.curve_head = nn.Linear(D, J)             # per query and joint: linear -> Hermite curve
         # Start as the identity (denoised = input, output = linear interpolation).
-        for head in (self.denoise_head, self.refine_head, self.key_kernel_head, self.query_kernel_head):
-            nn.init.zeros_(head.weight)
-            nn.init.zeros_(head.bias)
+        for name in self.ZERO_INIT_HEADS:
+            nn.init.zeros_(getattr(self, name).weight)
+            nn.init.zeros_(getattr(self, name).bias)
+
+    # Heads that start at zero: a model file without one of them (made before it existed)
+    # behaves exactly as with it at zero, so such files still load (``load_weights``).
+    ZERO_INIT_HEADS = ("denoise_head", "refine_head", "key_kernel_head", "query_kernel_head", "curve_head")
 
     def forward_normalized(self, w: Window) -> tuple[Tensor, Tensor]:
         """Normalised window -> (query poses (B, Q, J, 2), denoised keyframes (B, K, J, 2))."""
@@ -312,7 +378,12 @@ class PoseTween(nn.Module):
             q = layer(q, query_pos, memory, pos, mask, no_mask)
         q = self.decoder_norm(q)
         regressed = prior + self.refine_head(q).view(B, Q, J, 2)
-        kernel = apply_kernel(per_joint_weights(w.time, present_b, w.query_time, self.cfg.max_extrapolation),
+        # The query kernel starts from a mix of the linear and the Hermite curve weights (the
+        # model picks how much curve, per query and joint) plus a free correction.
+        linear = per_joint_weights(w.time, present_b, w.query_time, self.cfg.max_extrapolation)
+        curve = per_joint(hermite_weights, w.time, present_b, w.query_time, linear.flatten(0, 1))
+        mix = self.curve_head(q).permute(0, 2, 1).unsqueeze(-1)                # (B, J, Q, 1)
+        kernel = apply_kernel(linear + mix * (curve - linear),
                               self.query_kernel_head(q).view(B, Q, K, J).permute(0, 3, 1, 2),
                               w.present, w.xy)
         return torch.where(seen_in_window, kernel, regressed), key_out
@@ -340,5 +411,13 @@ def load_model(path=None, map_location="cpu") -> PoseTween:
         path = files("posetween") / "models" / "default.pt"
     ckpt = torch.load(path, map_location=map_location, weights_only=False)
     model = PoseTween(ModelConfig(**ckpt["config"]))
-    model.load_state_dict(ckpt["state_dict"])
+    load_weights(model, ckpt["state_dict"], str(path))
     return model.eval()
+
+
+def load_weights(model: PoseTween, state_dict: dict, source: str) -> None:
+    """Load weights; a zero-initialised head the file lacks stays at zero (same outputs)."""
+    missing, unexpected = model.load_state_dict(state_dict, strict=False)
+    bad = [k for k in missing if k.split(".")[0] not in PoseTween.ZERO_INIT_HEADS]
+    if bad or unexpected:
+        raise ValueError(f"{source}: not weights of this model (missing {bad}, unexpected {unexpected})")

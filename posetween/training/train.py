@@ -30,7 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from posetween.core import baselines
-from posetween.core.model import PoseTween, save_model
+from posetween.core.model import PoseTween, load_weights, save_model
 from posetween.training.build_data import load_motions
 from posetween.training.config import TrainConfig, load_config, to_dict
 from posetween.training.splits import split_of
@@ -248,7 +248,7 @@ def init_from(model: PoseTween, cfg: TrainConfig, path: Path) -> dict:
     if ckpt["config"] != cfg.model.to_dict():
         raise ValueError(f"--init {path}: its model config {ckpt['config']} differs from the run's "
                          f"{cfg.model.to_dict()}")
-    model.load_state_dict(ckpt["state_dict"])
+    load_weights(model, ckpt["state_dict"], str(path))
     return {"steps": int(ckpt.get("step", 0)), "seconds": float(ckpt.get("train_seconds", 0.0))}
 
 
