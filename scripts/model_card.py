@@ -19,7 +19,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = [("clean-lookahead1", "Lookahead 1 (live interpolation), clean input"),
             ("noisy-lookahead1", "Lookahead 1, noisy input (4% torso noise, 10% joints missing)"),
             ("clean-lookahead0", "Lookahead 0 (prediction past the newest keyframe), clean input"),
-            ("noisy-lookahead0", "Lookahead 0, noisy input")]
+            ("noisy-lookahead0", "Lookahead 0, noisy input"),
+            ("clean-lookahead2", "Lookahead 2 (one more keyframe past the interval: offline quality), clean input")]
+README_TABLE = ("<!-- accuracy-table: written by scripts/model_card.py -->", "<!-- /accuracy-table -->")
+README_COLUMNS = [("model", "model"), ("linear", "linear"), ("cubic", "cubic spline"),
+                  ("one_euro", "One-Euro + linear"), ("constant_velocity", "constant velocity")]
 
 
 def ratio(eval_dir: Path, stem: str, fps: str, method: str, base: str) -> str:
@@ -28,6 +32,38 @@ def ratio(eval_dir: Path, stem: str, fps: str, method: str, base: str) -> str:
         return "n/a"
     r = json.loads(path.read_text()).get("by_input_fps", {}).get(fps)
     return f"{r[method]['mpjpe'] / r[base]['mpjpe']:.2f}" if r else "n/a"
+
+
+def by_fps(result: dict) -> dict[str, dict]:
+    return result.get("by_input_fps", {f"{result['settings']['input_fps']:g}": result})
+
+
+def readme_table(eval_dir: Path) -> str:
+    """The README's accuracy table: MPJPE of every method, one row per input rate and setting."""
+    lines = ["| input | lookahead | " + " | ".join(title for _, title in README_COLUMNS) + " |",
+             "|---|---|" + "---|" * len(README_COLUMNS)]
+    for stem, _ in SETTINGS:
+        path = eval_dir / f"{stem}.json"
+        if not path.exists():
+            continue
+        noise, la = stem.split("-lookahead")
+        for fps, r in sorted(by_fps(json.loads(path.read_text())).items(), key=lambda kv: float(kv[0])):
+            cells = []
+            for method, _ in README_COLUMNS:
+                value = f"{r[method]['mpjpe']:.4f}" if method in r else ""
+                if method == "linear" and la == "0" and value:
+                    value += " (hold)"     # past the newest keyframe linear interpolation holds it
+                cells.append(value)
+            lines.append(f"| {fps} fps, {noise} | {la} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_readme_table(eval_dir: Path) -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    start, end = (text.index(marker) for marker in README_TABLE)
+    readme.write_text(text[:start + len(README_TABLE[0])] + "\n" + readme_table(eval_dir) + "\n" + text[end:])
+    print(f"wrote the accuracy table of {readme}")
 
 
 def limitations(eval_dir: Path, hours: float) -> list[str]:
@@ -104,18 +140,21 @@ def main() -> None:
         path = args.eval_dir / f"{stem}.json"
         if not path.exists():
             continue
-        result = json.loads(path.read_text())
-        by_fps = result.get("by_input_fps", {f"{result['settings']['input_fps']:g}": result})
-        lines += [f"### {title}", "", f"![error against input rate](../../docs/eval/{stem}.png)", ""]
-        for fps, r in sorted(by_fps.items(), key=lambda kv: float(kv[0])):
+        rates = by_fps(json.loads(path.read_text()))
+        lines += [f"### {title}", ""]
+        if len(rates) > 1:
+            lines += [f"![error against input rate](../../docs/eval/{stem}.png)", ""]
+        for fps, r in sorted(rates.items(), key=lambda kv: float(kv[0])):
             lines += [f"{fps} fps in:", "", markdown_table(r), ""]
         for suffix in (".md", ".png"):
-            shutil.copy(path.with_suffix(suffix), docs / f"{stem}{suffix}")
+            if path.with_suffix(suffix).exists():
+                shutil.copy(path.with_suffix(suffix), docs / f"{stem}{suffix}")
     lines += limitations(args.eval_dir, hours)
     out = ROOT / "posetween" / "models" / "MODEL_CARD.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))
     print(f"wrote {out}")
+    write_readme_table(args.eval_dir)
 
 
 if __name__ == "__main__":
