@@ -4,9 +4,10 @@
 # stopped (a finished stage is skipped). On 2 CPU cores at 1 thread each stage takes about an
 # hour; on a GPU, minutes.
 #
-# Stages 1 and 2 ran with the model code before the Hermite curve head (commits 4e9a21f and
-# 93ee325); run with today's code they also train that head, so their files differ from the
-# originals, but the recipe is the same.
+# Stages 1 and 2 ran with the code before the Hermite curve head (commits 4e9a21f and 93ee325),
+# when outliers were thrown into every training sample, not only the noisy share; run with
+# today's code they also train that head, so their files differ from the originals, but the
+# recipe is the same.
 set -euo pipefail
 BIN=${BIN:-.venv/bin}
 RUNS=${RUNS:-runs}

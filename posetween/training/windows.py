@@ -25,9 +25,9 @@ class AugmentConfig:
     drop_keyframe: float = 0.1       # chance that a keyframe is lost (the interval doubles)
     lookahead_probs: tuple[float, float, float] = (0.25, 0.5, 0.25)  # lookahead 0, 1, 2
     queries: int = 8
-    noisy_share: float = 0.7         # share of samples with keyframe noise
+    noisy_share: float = 0.7         # share of samples with keyframe noise and outliers
     max_noise: float = 0.06          # noise std, in torso lengths, drawn uniformly up to this
-    outlier_rate: float = 0.01       # keyframe joints thrown far off (detector mistakes)
+    outlier_rate: float = 0.01       # keyframe joints thrown far off (detector mistakes), noisy samples
     max_missing: float = 0.2         # missing-joint rate, drawn uniformly up to this
     flip: float = 0.5
     max_yaw: float = math.pi         # camera around the vertical axis
@@ -163,9 +163,12 @@ def sample_windows(clips: MotionClips, batch: int, window: int, aug: AugmentConf
     torso = torso_length(target_key)
 
     # What the detector sends: noise, outliers, missing joints, confidences.
-    sigma = uniform((B, 1, 1, 1), 0, aug.max_noise, g) * (torch.rand((B, 1, 1, 1), generator=g) < aug.noisy_share)
+    # The other samples are clean: exact keyframes (a perfect detector), so that the model
+    # also learns how far to trust the curve through them.
+    noisy = torch.rand((B, 1, 1, 1), generator=g) < aug.noisy_share
+    sigma = uniform((B, 1, 1, 1), 0, aug.max_noise, g) * noisy
     noise = torch.randn((B, K, NUM_JOINTS, 2), generator=g) * sigma
-    outlier = (torch.rand((B, K, NUM_JOINTS, 1), generator=g) < aug.outlier_rate)
+    outlier = (torch.rand((B, K, NUM_JOINTS, 1), generator=g) < aug.outlier_rate) & noisy
     noise = noise + outlier * torch.randn((B, K, NUM_JOINTS, 2), generator=g) * 0.5
     key_xy = target_key + noise * torso[:, None, None, None]
     missing_rate = uniform((B, 1, 1), 0, aug.max_missing, g)
