@@ -23,7 +23,8 @@ SETTINGS = [("clean-lookahead1", "Lookahead 1 (live interpolation), clean input"
             ("clean-lookahead2", "Lookahead 2 (one more keyframe past the interval: offline quality), clean input")]
 README_TABLE = ("<!-- accuracy-table: written by scripts/model_card.py -->", "<!-- /accuracy-table -->")
 README_COLUMNS = [("model", "model"), ("linear", "linear"), ("cubic", "cubic spline"),
-                  ("one_euro", "One-Euro + linear"), ("constant_velocity", "constant velocity")]
+                  ("curve", "Hermite curve (the model's prior)"), ("one_euro", "One-Euro + linear"),
+                  ("constant_velocity", "constant velocity")]
 
 
 def ratio(eval_dir: Path, stem: str, fps: str, method: str, base: str) -> str:

@@ -109,12 +109,13 @@ def test_eval_reports_all_methods_and_untrained_model_equals_linear(synthetic_h5
     assert main(["eval", "--data", str(synthetic_h5), "--split", "all", "--input-fps", "7.5", "15",
                  "--output-fps", "30", "--views", "1", "--model", str(model_path), "--json", str(out)]) == 0
     result = json.loads(out.read_text())
-    assert set(result) >= {"model", "linear", "cubic", "one_euro", "settings", "by_input_fps"}
-    for method in ("model", "linear", "cubic", "one_euro"):
+    assert set(result) >= {"model", "linear", "cubic", "curve", "one_euro", "settings", "by_input_fps"}
+    for method in ("model", "linear", "cubic", "curve", "one_euro"):
         assert set(result[method]) >= {"mpjpe", "pck@0.1", "accel", "mse", "mae", "max"}
     assert result["model"]["mpjpe"] == pytest.approx(result["linear"]["mpjpe"], rel=1e-3)
     # Smooth synthetic motion: the spline beats straight lines, and a higher rate helps.
     assert result["cubic"]["mpjpe"] < result["linear"]["mpjpe"]
+    assert result["curve"]["mpjpe"] < result["linear"]["mpjpe"]
     assert result["by_input_fps"]["15"]["linear"]["mpjpe"] < result["linear"]["mpjpe"]
     assert result["settings"]["input_fps"] == 7.5 and result["settings"]["output_fps"] == 30
     report = out.with_suffix(".md")

@@ -14,28 +14,41 @@ import torch
 from scipy.interpolate import CubicSpline
 from torch import Tensor
 
-from .model import per_joint_weights
+from .model import hermite_weights, per_joint, per_joint_weights
 
 
-def _per_joint(key_xy: Tensor, key_conf: Tensor, key_time: Tensor, query_time: Tensor,
-               max_alpha: float) -> Tensor:
+def _per_joint(key_xy: Tensor, key_conf: Tensor, key_time: Tensor, query_time: Tensor, weights) -> Tensor:
+    """Each joint through the keyframes where it was seen, with ``weights(time, seen,
+    query_time) -> (B, J, Q, K)``; NaN for a joint seen nowhere in the window."""
     seen = (key_conf > 0) & torch.isfinite(key_xy).all(-1)                      # (B, K, J)
     xy = torch.where(seen.unsqueeze(-1), key_xy, torch.zeros_like(key_xy))
-    w = per_joint_weights(key_time, seen, query_time, max_alpha)                # (B, J, Q, K)
-    out = torch.einsum("bjqk,bkjc->bqjc", w, xy)
+    out = torch.einsum("bjqk,bkjc->bqjc", weights(key_time, seen, query_time), xy)
     never_seen = ~seen.any(1)                                                   # (B, J)
     return torch.where(never_seen[:, None, :, None], torch.full_like(out, float("nan")), out)
 
 
+def _linear_weights(max_alpha: float):
+    return lambda time, seen, query_time: per_joint_weights(time, seen, query_time, max_alpha)
+
+
 def linear(key_xy: Tensor, key_conf: Tensor, key_time: Tensor, query_time: Tensor) -> Tensor:
     """Linear interpolation; holds the newest value past the newest keyframe."""
-    return _per_joint(key_xy, key_conf, key_time, query_time, max_alpha=1.0)
+    return _per_joint(key_xy, key_conf, key_time, query_time, _linear_weights(1.0))
 
 
 def constant_velocity(key_xy: Tensor, key_conf: Tensor, key_time: Tensor, query_time: Tensor) -> Tensor:
     """Linear interpolation, and past the newest keyframe constant-velocity extrapolation
     from the last two (the baseline for lookahead 0)."""
-    return _per_joint(key_xy, key_conf, key_time, query_time, max_alpha=math.inf)
+    return _per_joint(key_xy, key_conf, key_time, query_time, _linear_weights(math.inf))
+
+
+def curve(key_xy: Tensor, key_conf: Tensor, key_time: Tensor, query_time: Tensor) -> Tensor:
+    """The model's curve prior alone: the cubic Hermite curve of ``model.hermite_weights``
+    (between the newest two keyframes, the parabola through the newest three); hold outside."""
+    def weights(time, seen, q):
+        linear_w = per_joint_weights(time, seen, q, 1.0)
+        return per_joint(hermite_weights, time, seen, q, linear_w.flatten(0, 1))
+    return _per_joint(key_xy, key_conf, key_time, query_time, weights)
 
 
 def cubic(key_xy: np.ndarray, key_conf: np.ndarray, key_time: np.ndarray, query_time: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ from posetween.training.windows import Camera
 
 log = logging.getLogger("posetween.eval")
 
-INTERPOLATION_METHODS = ("model", "linear", "cubic", "one_euro")
+INTERPOLATION_METHODS = ("model", "linear", "cubic", "curve", "one_euro")
 PREDICTION_METHODS = ("model", "constant_velocity", "linear", "one_euro")
 
 
@@ -154,6 +154,10 @@ def run_method(name: str, model: PoseTween | None, w: Windows) -> np.ndarray:
         return baselines.cubic(w.key_xy, w.key_conf, w.key_time, w.query_time)
     if name == "linear":
         return baselines.linear(t(w.key_xy), t(w.key_conf), t(w.key_time), t(w.query_time)).numpy()
+    if name == "curve":      # in chunks: its (windows, joints, queries, keyframes) terms are large
+        n = 4096
+        return np.concatenate([baselines.curve(t(w.key_xy[i:i + n]), t(w.key_conf[i:i + n]), t(w.key_time[i:i + n]),
+                                               t(w.query_time[i:i + n])).numpy() for i in range(0, len(w.key_xy), n)])
     if name == "constant_velocity":
         return baselines.constant_velocity(t(w.key_xy), t(w.key_conf), t(w.key_time), t(w.query_time)).numpy()
     if name == "one_euro":   # filtered keyframes, then linear (constant velocity past the newest)
