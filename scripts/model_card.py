@@ -31,7 +31,7 @@ def ratio(eval_dir: Path, stem: str, fps: str, method: str, base: str) -> str:
     path = eval_dir / f"{stem}.json"
     if not path.exists():
         return "n/a"
-    r = json.loads(path.read_text()).get("by_input_fps", {}).get(fps)
+    r = by_fps(json.loads(path.read_text())).get(fps)
     return f"{r[method]['mpjpe'] / r[base]['mpjpe']:.2f}" if r else "n/a"
 
 
@@ -72,12 +72,24 @@ def limitations(eval_dir: Path, hours: float) -> list[str]:
     noisy = ratio(eval_dir, "noisy-lookahead1", "7.5", "model", "linear")
     cubic = ratio(eval_dir, "clean-lookahead1", "7.5", "model", "cubic")
     predict = ratio(eval_dir, "clean-lookahead0", "7.5", "model", "constant_velocity")
+    curve = ratio(eval_dir, "clean-lookahead1", "7.5", "curve", "linear")
+    spline = ratio(eval_dir, "clean-lookahead1", "7.5", "cubic", "linear")
+    spline2 = ratio(eval_dir, "clean-lookahead2", "7.5", "cubic", "linear")
+    model2 = ratio(eval_dir, "clean-lookahead2", "7.5", "model", "linear")
+    fast = ratio(eval_dir, "clean-lookahead1", "15", "model", "curve")
     return [
         "## Known limitations", "",
         f"- At 7.5 fps in, lookahead 1, the model's MPJPE is {clean} x linear interpolation's on clean "
         f"input and {noisy} x on noisy input ({cubic} x cubic spline's on clean input); the project's "
         f"targets are 0.5 x and 0.6 x. This model had {hours:.1f} h of training on one CPU core; more "
         "training (a GPU, `--init` from this model) is the first thing to try.",
+        f"- How far 0.5 x is at lookahead 1: no classical curve through the same keyframes comes close "
+        f"(the parabola through the newest three, the model's curve prior: {curve} x; the cubic spline: "
+        f"{spline} x at 7.5 fps, clean). With one keyframe past the interval (lookahead 2) the spline "
+        f"reaches {spline2} x and the model {model2} x: the newest keyframe's unknown future is what "
+        "limits live interpolation.",
+        f"- At 15 fps on clean input the model's error is {fast} x its own curve prior's (slightly worse): "
+        "it smooths input that needs no smoothing.",
         f"- Lookahead 0: {predict} x constant-velocity extrapolation's MPJPE at 7.5 fps (clean).",
         "- The One-Euro baseline uses min_cutoff 1 Hz and beta 1 (torso lengths per second), not "
         "tuned; at these input rates any such filter lags.",
@@ -127,7 +139,8 @@ def main() -> None:
         "has the exact commands): 8000 steps from scratch; a warm restart at half the learning rate "
         "from its best weights, stopped after 3500 steps; then 14000 steps from those weights with the "
         "Hermite curve head added (at zero, so it started exactly where the previous stage ended). "
-        f"Hardware: {ckpt.get('hardware', 'not recorded')}. Time: {hours:.2f} h of training in all, "
+        f"Hardware: {ckpt.get('hardware', 'not recorded')} for the last stages (the first ran on a 2-core "
+        f"AMD EPYC VM, one thread). Time: {hours:.2f} h of training in all, "
         f"{ckpt.get('step', '?')} steps of 256 windows (each stage keeps its checkpoint with the lowest "
         "validation error).", "",
         "## Evaluation", "",
