@@ -220,7 +220,9 @@ def live_demo_summary(model_path: str, clip: str) -> dict:
     with MediaPipePose() as est:
         res = run_demo(FakeCamera(), est, engine, PoseSchedule(fps=7.5), [], 320)
     posed = [s for s in res.shown if s.out_xy is not None]
-    return {"shown": [s.index for s in res.shown], "keyframes": res.keyframes, "posed": len(posed),
+    indices = [s.index for s in posed]
+    holes = (indices[-1] - indices[0] + 1 - len(indices)) if indices else 0
+    return {"shown": [s.index for s in res.shown], "keyframes": res.keyframes, "posed": len(posed), "holes": holes,
             "on_time": all(abs(s.out_time - s.time) <= 0.5 / 60 + 1e-6 for s in posed),
             "delay_ms": res.delay_ms}
 
@@ -232,5 +234,6 @@ def test_live_source_runs_on_the_wall_clock(tmp_path_factory):
     assert res["shown"] == list(range(45))
     assert res["keyframes"] >= 10
     assert res["posed"] >= 15
+    assert res["holes"] == 0     # once the output runs, every frame carries its pose
     assert res["on_time"]
     assert res["delay_ms"] >= 1000 / 7.5 * 0.9

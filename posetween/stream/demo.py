@@ -359,8 +359,10 @@ def run_demo(source: Source, estimator, engine, schedule: PoseSchedule, sinks=()
         return ok
 
     def drain(now: float, force: bool = False) -> bool:
+        # A frame waits until the output has passed its time by half an output period: the
+        # pose nearest to it may lie just after it.
         ok = True
-        while frames and (force or len(frames) > max_buffer or now >= frames[0].time + delay_est - 1e-9):
+        while frames and (force or len(frames) > max_buffer or now >= frames[0].time + delay_est + half - 1e-9):
             ok = show(frames.popleft()) and ok
         return ok
 
