@@ -14,7 +14,7 @@ import torch
 from scipy.interpolate import CubicSpline
 from torch import Tensor
 
-from .model import hermite_weights, per_joint, per_joint_weights
+from .model import per_joint_curve_weights, per_joint_weights
 
 
 def _per_joint(key_xy: Tensor, key_conf: Tensor, key_time: Tensor, query_time: Tensor, weights) -> Tensor:
@@ -45,10 +45,8 @@ def constant_velocity(key_xy: Tensor, key_conf: Tensor, key_time: Tensor, query_
 def curve(key_xy: Tensor, key_conf: Tensor, key_time: Tensor, query_time: Tensor) -> Tensor:
     """The model's curve prior alone: the cubic Hermite curve of ``model.hermite_weights``
     (between the newest two keyframes, the parabola through the newest three); hold outside."""
-    def weights(time, seen, q):
-        linear_w = per_joint_weights(time, seen, q, 1.0)
-        return per_joint(hermite_weights, time, seen, q, linear_w.flatten(0, 1))
-    return _per_joint(key_xy, key_conf, key_time, query_time, weights)
+    return _per_joint(key_xy, key_conf, key_time, query_time,
+                      lambda time, seen, q: per_joint_curve_weights(time, seen, q, 1.0)[1])
 
 
 def cubic(key_xy: np.ndarray, key_conf: np.ndarray, key_time: np.ndarray, query_time: np.ndarray) -> np.ndarray:

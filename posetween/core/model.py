@@ -133,13 +133,16 @@ def _onehot(idx: Tensor, K: int, dtype) -> Tensor:
     return (torch.arange(K, device=idx.device) == idx.unsqueeze(-1)).to(dtype)
 
 
-def interpolation_weights(time: Tensor, valid: Tensor, query_time: Tensor, max_alpha: float) -> Tensor:
+def interpolation_weights(time: Tensor, valid: Tensor, query_time: Tensor, max_alpha: float,
+                          brackets=None) -> Tensor:
     """Weights (B, Q, K) of piecewise-linear interpolation over the valid keyframes.
 
     Between two valid keyframes: linear. After the newest: constant velocity from the last
     two (alpha capped at ``max_alpha``). Before the oldest, or with one keyframe: hold.
+    ``brackets``: ``_brackets`` of these arguments, when the caller already has them.
     """
-    (idx_prev, idx_left, idx_right, _), (has_prev, has_before, has_after, _) = _brackets(time, valid, query_time)
+    (idx_prev, idx_left, idx_right, _), (has_prev, has_before, has_after, _) = (
+        brackets or _brackets(time, valid, query_time))
     inside = has_before & has_after
     extrapolate = has_before & ~has_after & has_prev
     a = torch.where(inside, idx_left, torch.where(extrapolate, idx_prev, torch.where(has_before, idx_left, idx_right)))
@@ -154,7 +157,7 @@ def interpolation_weights(time: Tensor, valid: Tensor, query_time: Tensor, max_a
     return (1 - alpha).unsqueeze(-1) * _onehot(a, K, time.dtype) + alpha.unsqueeze(-1) * _onehot(b, K, time.dtype)
 
 
-def hermite_weights(time: Tensor, valid: Tensor, query_time: Tensor, linear: Tensor) -> Tensor:
+def hermite_weights(time: Tensor, valid: Tensor, query_time: Tensor, linear: Tensor, brackets=None) -> Tensor:
     """Weights (B, Q, K) of a cubic Hermite curve through the valid keyframes, for queries between
     two of them; elsewhere ``linear`` (B, Q, K), the linear weights of the same queries.
 
@@ -165,7 +168,7 @@ def hermite_weights(time: Tensor, valid: Tensor, query_time: Tensor, linear: Ten
     With irregular times too, the curve is then exact for any quadratic motion. Every step is
     linear in the keyframes, so the curve is a kernel like the linear one: weights summing to one.
     """
-    (i0, i1, i2, i3), (has0, has1, has2, has3) = _brackets(time, valid, query_time)
+    (i0, i1, i2, i3), (has0, has1, has2, has3) = brackets or _brackets(time, valid, query_time)
     t0, t1, t2, t3 = (torch.gather(time, 1, i) for i in (i0, i1, i2, i3))
     inside = has1 & has2
 
@@ -206,19 +209,30 @@ def interpolate(weights: Tensor, key_xy: Tensor) -> Tensor:
     return torch.einsum("bqk,bkjc->bqjc", weights, key_xy)
 
 
-def per_joint(weights_fn, time: Tensor, present: Tensor, query_time: Tensor, *args) -> Tensor:
-    """``weights_fn`` (one of the above) for each joint over the keyframes where it was seen:
-    time (B, K), present (B, K, J) bool, query_time (B, Q), args (B*J, ...) -> (B, J, Q, K)."""
+def _per_joint_rows(time: Tensor, present: Tensor, query_time: Tensor):
+    """One row per window and joint: time (B*J, K), valid (B*J, K), query_time (B*J, Q)."""
     B, K, J = present.shape
-    w = weights_fn(time.repeat_interleave(J, 0), present.permute(0, 2, 1).reshape(B * J, K),
-                   query_time.repeat_interleave(J, 0), *args)
-    return w.view(B, J, -1, K)
+    return (time.repeat_interleave(J, 0), present.permute(0, 2, 1).reshape(B * J, K),
+            query_time.repeat_interleave(J, 0))
 
 
 def per_joint_weights(time: Tensor, present: Tensor, query_time: Tensor, max_alpha: float) -> Tensor:
     """Linear interpolation weights of each joint over the keyframes where it was seen:
     time (B, K), present (B, K, J) bool, query_time (B, Q) -> (B, J, Q, K)."""
-    return per_joint(interpolation_weights, time, present, query_time, max_alpha)
+    B, K, J = present.shape
+    return interpolation_weights(*_per_joint_rows(time, present, query_time), max_alpha).view(B, J, -1, K)
+
+
+def per_joint_curve_weights(time: Tensor, present: Tensor, query_time: Tensor,
+                            max_alpha: float) -> tuple[Tensor, Tensor]:
+    """The linear and the Hermite curve weights of each joint (as ``per_joint_weights``), from
+    one search for the keyframes around each query: two (B, J, Q, K)."""
+    B, K, J = present.shape
+    rows = _per_joint_rows(time, present, query_time)
+    brackets = _brackets(*rows)
+    linear = interpolation_weights(*rows, max_alpha, brackets)
+    curve = hermite_weights(*rows, linear, brackets)
+    return linear.view(B, J, -1, K), curve.view(B, J, -1, K)
 
 
 def apply_kernel(base: Tensor, delta: Tensor, present: Tensor, xy: Tensor) -> Tensor:
@@ -380,8 +394,7 @@ class PoseTween(nn.Module):
         regressed = prior + self.refine_head(q).view(B, Q, J, 2)
         # The query kernel starts from a mix of the linear and the Hermite curve weights (the
         # model picks how much curve, per query and joint) plus a free correction.
-        linear = per_joint_weights(w.time, present_b, w.query_time, self.cfg.max_extrapolation)
-        curve = per_joint(hermite_weights, w.time, present_b, w.query_time, linear.flatten(0, 1))
+        linear, curve = per_joint_curve_weights(w.time, present_b, w.query_time, self.cfg.max_extrapolation)
         mix = self.curve_head(q).permute(0, 2, 1).unsqueeze(-1)                # (B, J, Q, 1)
         kernel = apply_kernel(linear + mix * (curve - linear),
                               self.query_kernel_head(q).view(B, Q, K, J).permute(0, 3, 1, 2),

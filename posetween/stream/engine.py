@@ -328,11 +328,11 @@ class Engine:
         self.stats.answered([done - j.arrival for j in batch])
         with self._lock:
             for i, job in enumerate(batch):
-                if not job.done and done > job.deadline:
-                    self._resolve(job)            # missed its budget: the fallback, counted
+                if out is None or done > job.deadline:
+                    self._resolve(job)            # no answer within the budget: the fallback (once)
                 if out is None:
-                    self._resolve(job)
-                elif not job.done:
+                    continue
+                if not job.done:
                     self._resolve(job, out[i])
                 elif job.fell_back:               # late, but still better than the fallback
                     self.stats.add("late_answers")
