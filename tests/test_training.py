@@ -11,7 +11,8 @@ import torch
 import yaml
 
 from posetween.cli import main
-from posetween.core.model import ModelConfig, PoseTween, save_model
+from posetween.core.model import ModelConfig, PoseTween, load_model, save_model
+from posetween.core.skeleton import NUM_JOINTS
 
 TINY = {
     "model": {"window": 4, "d_model": 32, "heads": 2, "ff": 64, "encoder_layers": 1, "decoder_layers": 1},
@@ -71,6 +72,46 @@ def test_init_starts_a_new_run_from_a_model_file(tiny_config, tmp_path):
     save_model(PoseTween(ModelConfig(window=4, d_model=16, heads=2, ff=32, encoder_layers=1, decoder_layers=1)), other)
     with pytest.raises(ValueError, match="model config"):
         train_cli(tiny_config, runs, "mismatch", "--init", str(other))
+
+
+def test_init_may_deepen_the_model_without_changing_its_outputs(tiny_config, tmp_path):
+    torch.set_num_threads(1)
+    runs = tmp_path / "runs"
+    assert train_cli(tiny_config, runs, "shallow") == 0
+    deeper = ("--set", "model.encoder_layers=3", "--set", "model.decoder_layers=2")
+    assert train_cli(tiny_config, runs, "deep", "--init", str(runs / "shallow" / "model.pt"), *deeper, "--until", "0") == 0
+    saved = yaml.safe_load((runs / "deep" / "config.yaml").read_text())["model"]
+    assert (saved["encoder_layers"], saved["decoder_layers"]) == (3, 2)
+
+    shallow = load_model(runs / "shallow" / "model.pt")
+    deep = PoseTween(ModelConfig(**saved))
+    deep.load_state_dict(torch.load(runs / "deep" / "last.pt", weights_only=False)["state_dict"])
+    deep.eval()
+    g = torch.Generator().manual_seed(0)
+    key_xy = 300 + 50 * torch.randn((3, 4, NUM_JOINTS, 2), generator=g)
+    key_conf = (torch.rand((3, 4, NUM_JOINTS), generator=g) > 0.2).float()
+    key_time = torch.tensor([-0.3, -0.2, -0.1, 0.0]).repeat(3, 1)
+    query_time = torch.rand((3, 5), generator=g) * 0.2 - 0.15
+    with torch.no_grad():
+        before, after = shallow(key_xy, key_conf, key_time, query_time), deep(key_xy, key_conf, key_time, query_time)
+    for a, b in zip(before, after):
+        torch.testing.assert_close(a, b)
+    # The added layers are trainable: a few steps move them off the identity.
+    assert train_cli(tiny_config, runs, "deep", "--resume", "--until", "5") == 0
+    trained = torch.load(runs / "deep" / "last.pt", weights_only=False)["state_dict"]
+    assert trained["encoder.2.ff.3.weight"].abs().sum() > 0
+
+    with pytest.raises(ValueError, match="only more encoder or decoder layers"):
+        train_cli(tiny_config, runs, "wider", "--init", str(runs / "shallow" / "model.pt"), "--set", "model.ff=128")
+
+
+def test_set_names_what_it_cannot_override(tiny_config, tmp_path):
+    with pytest.raises(ValueError, match="unknown key 'layers'"):
+        train_cli(tiny_config, tmp_path, "x", "--set", "model.layers=3")
+    with pytest.raises(ValueError, match="no config section 'modle'"):
+        train_cli(tiny_config, tmp_path, "x", "--set", "modle.ff=3")
+    with pytest.raises(ValueError, match="expected section.key=value"):
+        train_cli(tiny_config, tmp_path, "x", "--set", "model.ff")
 
 
 def test_resume_without_checkpoint_is_a_clear_error(tiny_config, tmp_path):

@@ -428,9 +428,28 @@ def load_model(path=None, map_location="cpu") -> PoseTween:
     return model.eval()
 
 
-def load_weights(model: PoseTween, state_dict: dict, source: str) -> None:
-    """Load weights; a zero-initialised head the file lacks stays at zero (same outputs)."""
+def load_weights(model: PoseTween, state_dict: dict, source: str, deepen: bool = False) -> None:
+    """Load weights; a zero-initialised head the file lacks stays at zero (same outputs).
+
+    With ``deepen``, the file may also have fewer encoder or decoder layers than the model: the
+    extra layers (after the file's) start as the identity, so the deeper model computes exactly
+    what the file's did and training goes on from there with more capacity (``train --init``).
+    """
+    layers_in_file = {part: 1 + max((int(k.split(".")[1]) for k in state_dict if k.startswith(part + ".")),
+                                    default=-1) for part in ("encoder", "decoder")}
+    new_layer = lambda key: (deepen and key.split(".")[0] in layers_in_file
+                             and int(key.split(".")[1]) >= layers_in_file[key.split(".")[0]])
     missing, unexpected = model.load_state_dict(state_dict, strict=False)
-    bad = [k for k in missing if k.split(".")[0] not in PoseTween.ZERO_INIT_HEADS]
+    bad = [k for k in missing if k.split(".")[0] not in PoseTween.ZERO_INIT_HEADS and not new_layer(k)]
     if bad or unexpected:
         raise ValueError(f"{source}: not weights of this model (missing {bad}, unexpected {unexpected})")
+    if deepen:
+        # A pre-norm block adds its sublayers' outputs to its input: with their output
+        # projections at zero it passes the input through unchanged.
+        new = [layer for part, layers in (("encoder", model.encoder), ("decoder", model.decoder))
+               for layer in list(layers)[layers_in_file[part]:]]
+        for layer in new:
+            for name, sub in layer.named_modules():
+                if name.endswith("attn.out") or sub is layer.ff[-1]:
+                    nn.init.zeros_(sub.weight)
+                    nn.init.zeros_(sub.bias)

@@ -79,6 +79,25 @@ def load_config(path: str | Path) -> TrainConfig:
         return _build(TrainConfig, yaml.safe_load(f) or {}, Path(path).name)
 
 
+def override(cfg: TrainConfig, assignment: str) -> None:
+    """Apply one ``section.key=value`` (value in YAML) to ``cfg``, as ``train --set`` does:
+    ``model.encoder_layers=5``, ``augment.lookahead_probs=[0.2, 0.6, 0.2]``."""
+    key, sep, text = assignment.partition("=")
+    *path, name = key.strip().split(".")
+    if not sep or not name:
+        raise ValueError(f"--set {assignment!r}: expected section.key=value")
+    obj = cfg
+    for part in path:
+        if not hasattr(obj, part) or not is_dataclass(getattr(obj, part)):
+            raise ValueError(f"--set {assignment!r}: no config section {part!r}")
+        obj = getattr(obj, part)
+    known = {f.name for f in fields(obj)}
+    if name not in known:
+        raise ValueError(f"--set {assignment!r}: unknown key {name!r}; known: {', '.join(sorted(known))}")
+    value = yaml.safe_load(text)
+    setattr(obj, name, tuple(value) if isinstance(getattr(obj, name), tuple) else value)
+
+
 def to_dict(obj) -> dict:
     out = {}
     for f in fields(obj):

@@ -9,7 +9,10 @@ model, optimizer, scheduler, step, every random state), ``best.pt`` (lowest vali
 Ctrl-C or SIGTERM saves ``last.pt`` before leaving, and ``--until STEP`` stops early on purpose:
 on a small machine, train in pieces and continue with ``--resume``. ``--init MODEL.pt`` starts a
 new run (fresh optimizer and schedule) from a model file's weights, for instance the shipped
-default: the run's files then count the steps and time of the weights it started from too.
+default: the run's files then count the steps and time of the weights it started from too. The
+new run may have more encoder or decoder layers than the file (``--set model.encoder_layers=5``):
+the added layers start as the identity, so training goes on from the file's accuracy with more
+capacity.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from tqdm import tqdm
 from posetween.core import baselines
 from posetween.core.model import PoseTween, load_weights, save_model
 from posetween.training.build_data import load_motions
-from posetween.training.config import TrainConfig, load_config, to_dict
+from posetween.training.config import TrainConfig, load_config, override, to_dict
 from posetween.training.splits import split_of
 from posetween.training.windows import MotionClips, sample_windows
 
@@ -245,10 +248,13 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, until: int | No
 def init_from(model: PoseTween, cfg: TrainConfig, path: Path) -> dict:
     """Load a model file's weights into ``model``; returns the steps and seconds they had."""
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    if ckpt["config"] != cfg.model.to_dict():
-        raise ValueError(f"--init {path}: its model config {ckpt['config']} differs from the run's "
-                         f"{cfg.model.to_dict()}")
-    load_weights(model, ckpt["state_dict"], str(path))
+    theirs, ours = ckpt["config"], cfg.model.to_dict()
+    depth = ("encoder_layers", "decoder_layers")
+    same = lambda c: {k: v for k, v in c.items() if k not in depth}
+    if same(theirs) != same(ours) or any(theirs.get(k, ours[k]) > ours[k] for k in depth):
+        raise ValueError(f"--init {path}: its model config {theirs} differs from the run's {ours} "
+                         f"(only more encoder or decoder layers are allowed)")
+    load_weights(model, ckpt["state_dict"], str(path), deepen=True)
     return {"steps": int(ckpt.get("step", 0)), "seconds": float(ckpt.get("train_seconds", 0.0))}
 
 
@@ -265,6 +271,8 @@ def register(sub) -> None:
     p.add_argument("--steps", type=int, help="total steps of the schedule (overrides the config)")
     p.add_argument("--lr", type=float, help="peak learning rate (overrides the config)")
     p.add_argument("--data", help="HDF5 from `posetween data build` (overrides the config)")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override any config value (YAML), e.g. model.encoder_layers=5; repeatable")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.set_defaults(func=_run)
 
@@ -283,6 +291,8 @@ def _run(args) -> int:
         cfg.optim.lr = args.lr
     if args.data:
         cfg.data.path = args.data
+    for assignment in args.set:
+        override(cfg, assignment)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
     if args.resume and args.init:
         raise ValueError("--init starts a new run; --resume continues one: give one of them")
