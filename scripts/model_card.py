@@ -77,19 +77,20 @@ def limitations(eval_dir: Path, hours: float) -> list[str]:
     spline2 = ratio(eval_dir, "clean-lookahead2", "7.5", "cubic", "linear")
     model2 = ratio(eval_dir, "clean-lookahead2", "7.5", "model", "linear")
     fast = ratio(eval_dir, "clean-lookahead1", "15", "model", "curve")
+    fast_spline = ratio(eval_dir, "clean-lookahead1", "15", "model", "cubic")
     return [
         "## Known limitations", "",
         f"- At 7.5 fps in, lookahead 1, the model's MPJPE is {clean} x linear interpolation's on clean "
         f"input and {noisy} x on noisy input ({cubic} x cubic spline's on clean input); the project's "
-        f"targets are 0.5 x and 0.6 x. This model had {hours:.1f} h of training on one CPU core; more "
-        "training (a GPU, `--init` from this model) is the first thing to try.",
+        f"targets are 0.5 x and 0.6 x. This model had {hours:.1f} h of training on CPU cores; more "
+        "training (a GPU, `--init` from this model, deeper with `--set`) is the first thing to try.",
         f"- How far 0.5 x is at lookahead 1: no classical curve through the same keyframes comes close "
         f"(the parabola through the newest three, the model's curve prior: {curve} x; the cubic spline: "
         f"{spline} x at 7.5 fps, clean). With one keyframe past the interval (lookahead 2) the spline "
         f"reaches {spline2} x and the model {model2} x: the newest keyframe's unknown future is what "
         "limits live interpolation.",
-        f"- At 15 fps on clean input the model's error is {fast} x its own curve prior's (slightly worse): "
-        "it smooths input that needs no smoothing.",
+        f"- At 15 fps on clean input the model's error is {fast} x its own curve prior's and {fast_spline} x "
+        "the cubic spline's: at high rates on clean input the model adds little to a good curve.",
         f"- Lookahead 0: {predict} x constant-velocity extrapolation's MPJPE at 7.5 fps (clean).",
         "- The One-Euro baseline uses min_cutoff 1 Hz and beta 1 (torso lengths per second), not "
         "tuned; at these input rates any such filter lags.",
@@ -135,14 +136,17 @@ def main() -> None:
         "## Training", "",
         "```", "make data", "make train   # = bash scripts/train_default.sh: the stages below, then ships the model",
         "```", "",
-        "Three stages, each `posetween train --config configs/default.yaml --batch-size 256` (the script "
-        "has the exact commands): 8000 steps from scratch; a warm restart at half the learning rate "
-        "from its best weights, stopped after 3500 steps; then 14000 steps from those weights with the "
-        "Hermite curve head added (at zero, so it started exactly where the previous stage ended). "
-        f"Hardware: {ckpt.get('hardware', 'not recorded')} for the last stages (the first ran on a 2-core "
-        f"AMD EPYC VM, one thread). Time: {hours:.2f} h of training in all, "
-        f"{ckpt.get('step', '?')} steps of 256 windows (each stage keeps its checkpoint with the lowest "
-        "validation error).", "",
+        "Four stages of `posetween train --config configs/default.yaml` (the script has the exact "
+        "commands), each from the best weights of the one before: 8000 steps from scratch (3 encoder "
+        "+ 3 decoder layers, one process of 256 windows a step); a warm restart at half the learning "
+        "rate, stopped after 3500 steps; 14000 steps with the Hermite curve head added (at zero, so it "
+        "started exactly where the previous stage ended); then 16000 steps with two more encoder and "
+        "two more decoder layers (added as the identity, so again no step back), as two processes of "
+        "128 windows (DistributedDataParallel on the two cores). "
+        f"Hardware: {ckpt.get('hardware', 'not recorded')} for the last stage, the same VM at one "
+        "thread for stages 2 and 3 (the first ran on a 2-core AMD EPYC VM, one thread). "
+        f"Time: {hours:.2f} h of training in all, {ckpt.get('step', '?')} steps of 256 windows (each "
+        "stage keeps its checkpoint with the lowest validation error).", "",
         "## Evaluation", "",
         "Bandai test split, 4 fixed virtual cameras per take, 30 fps output; errors in torso lengths "
         "(neck to mid-hip) on the frames between keyframes. Every method gets the same window of "
