@@ -22,11 +22,13 @@ an arbitrary time instead of on the engine's own ticks.
 
 How it works: each stream keeps a window of the K newest keyframes (``window.py``). With
 lookahead L >= 1, keyframe k closes the interval between keyframes k-L and k-L+1; the model
-answers Q - ``lead_queries`` evenly spaced queries in it from the window ending at k, and
-``lead_queries`` more a little past its right end (the *lead*). With lookahead 0, the model
-predicts Q queries from keyframe k to ``horizon_intervals`` input intervals past it. The output
-shows stream ``s`` at capture time ``tick - lag_s`` (``clock.py``) and interpolates the dense
-samples linearly (``track.py``).
+answers Q evenly spaced queries in it from the window ending at k, and the answer goes on past
+its right end at the velocity of its last segment for ``lead_queries`` samples (the *lead*).
+The lead is extrapolated, not asked of the model: the decoder's queries attend to each other,
+and queries outside the interval, where training never puts them, make the answers inside it
+worse. With lookahead 0, the model predicts Q queries from keyframe k to ``horizon_intervals``
+input intervals past it. The output shows stream ``s`` at capture time ``tick - lag_s``
+(``clock.py``) and interpolates the dense samples linearly (``track.py``).
 
 The model's time is hidden, not waited for. The lag is the clock offset plus L input intervals,
 so when keyframe k arrives the output is just reaching the start of the interval k fills; for
@@ -85,6 +87,7 @@ class _Job:
     query: np.ndarray       # (Q,)
     conf: np.ndarray        # (Q, 19) output confidences
     kinds: list[str]        # (Q,) what each answer is: interpolated or predicted
+    lead: np.ndarray        # (P,) times past the last query the answer is extrapolated to
     done: bool = False
     fell_back: bool = False
 
@@ -130,6 +133,13 @@ def fallback_poses(key_xy: np.ndarray, key_conf: np.ndarray, key_time: np.ndarra
     out = xy[a, cols] + alpha[..., None] * (xy[b, cols] - xy[a, cols])
     out[newest[None, :].repeat(len(query), 0) < 0] = np.nan             # never seen
     return out
+
+
+def extrapolate(times: np.ndarray, poses: np.ndarray, later: np.ndarray) -> np.ndarray:
+    """``poses (Q, 19, 2)`` at ``times (Q,)`` continued to ``later (P,)`` at the velocity of
+    their last segment -> ``(P, 19, 2)``."""
+    velocity = (poses[-1] - poses[-2]) / (times[-1] - times[-2])
+    return poses[-1] + (later - times[-1])[:, None, None] * velocity
 
 
 class Engine:
@@ -217,28 +227,29 @@ class Engine:
                 st.track.merge([k.time], k.xy[None], k.conf[None], KEYFRAME, w.segment, 0.0)
             if len(keys) < L + 1:
                 return
-            # Q - P queries from the interval's left keyframe to its right one, both included:
-            # the new window's estimate at the left keyframe takes over from the previous
-            # window's with a blend (track.py), so the two windows' answers join without a step.
-            # P more past the right keyframe: the lead, shown while the next window is computed.
+            # Q queries from the interval's left keyframe to its right one, both included: the
+            # new window's estimate at the left keyframe takes over from the previous window's
+            # with a blend (track.py), so the two windows' answers join without a step. Past the
+            # right keyframe, the lead: shown while the next window is computed.
             a, b = keys[-L - 1], keys[-L]
-            P = cfg.lead_queries
-            frac = np.arange(Q - P) / (Q - P - 1)
-            inside = a.time + (b.time - a.time) * frac
-            inside[-1] = b.time
+            frac = np.arange(Q) / (Q - 1)
+            query = a.time + (b.time - a.time) * frac
+            query[-1] = b.time
+            conf = a.conf + frac[:, None] * (b.conf - a.conf)
+            kinds = [INTERPOLATED] * Q
             span = min(w.interval(), max(cfg.lead_intervals * w.interval(), 1.5 * cfg.budget_s))
-            query = np.concatenate([inside, b.time + span * np.arange(1, P + 1) / max(P, 1)])
-            conf = np.concatenate([a.conf + frac[:, None] * (b.conf - a.conf), np.tile(b.conf, (P, 1))])
-            kinds = [INTERPOLATED] * (Q - P) + [PREDICTED if L == 1 else INTERPOLATED] * P
+            P = cfg.lead_queries
+            lead = b.time + span * np.arange(1, P + 1) / max(P, 1)
         else:
             k = keys[-1]
             query = k.time + cfg.horizon_intervals * w.interval() * np.arange(Q) / (Q - 1)
             conf = np.tile(k.conf, (Q, 1))
             kinds = [PREDICTED] * Q
+            lead = np.zeros(0)
         # No budget in the lag: the previous window's lead covers the model's time.
         st.lag.set_target(w.offset() + L * w.interval() + cfg.extra_delay_ms / 1000.0)
         key_xy, key_conf, key_time = w.arrays()
-        job = _Job(w.id, w.segment, now, now + cfg.budget_s, key_xy, key_conf, key_time, query, conf, kinds)
+        job = _Job(w.id, w.segment, now, now + cfg.budget_s, key_xy, key_conf, key_time, query, conf, kinds, lead)
         if len(self._jobs) >= self._max_jobs:     # bounded whatever the input does
             self._resolve(self._jobs.popleft())
         self._jobs.append(job)
@@ -263,8 +274,16 @@ class Engine:
 
     def _merge(self, job: _Job, poses: np.ndarray, kinds) -> None:
         st = self._streams.get(job.stream)
-        if st is not None and st.window.segment == job.seg:
-            st.track.merge(job.query, poses, job.conf, kinds, job.seg, self.cfg.blend_s)
+        if st is None or st.window.segment != job.seg:
+            return
+        times, conf = job.query, job.conf
+        if len(job.lead):
+            kinds = [kinds] * len(times) if isinstance(kinds, str) else list(kinds)
+            times = np.concatenate([times, job.lead])
+            poses = np.concatenate([poses, extrapolate(job.query, poses, job.lead)])
+            conf = np.concatenate([conf, np.tile(conf[-1], (len(job.lead), 1))])
+            kinds += [PREDICTED] * len(job.lead)
+        st.track.merge(times, poses, conf, kinds, job.seg, self.cfg.blend_s)
 
     # ------------------------------------------------------------ model
 
