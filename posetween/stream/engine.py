@@ -267,22 +267,22 @@ class Engine:
         kinds = job.kinds
         if poses is None:
             poses = fallback_poses(job.key_xy, job.key_conf, job.key_time, job.query, MAX_EXTRAPOLATION)
-            kinds = FALLBACK
+            kinds = [FALLBACK] * len(job.query)
             job.fell_back = True
             self.stats.add("fallbacks")
         self._merge(job, poses, kinds)
 
-    def _merge(self, job: _Job, poses: np.ndarray, kinds) -> None:
+    def _merge(self, job: _Job, poses: np.ndarray, kinds: list[str]) -> None:
         st = self._streams.get(job.stream)
         if st is None or st.window.segment != job.seg:
             return
         times, conf = job.query, job.conf
-        if len(job.lead):
-            kinds = [kinds] * len(times) if isinstance(kinds, str) else list(kinds)
+        if len(job.lead):   # a fallback's lead is the fallback's too
+            lead_kind = FALLBACK if kinds[-1] == FALLBACK else PREDICTED
             times = np.concatenate([times, job.lead])
             poses = np.concatenate([poses, extrapolate(job.query, poses, job.lead)])
             conf = np.concatenate([conf, np.tile(conf[-1], (len(job.lead), 1))])
-            kinds += [PREDICTED] * len(job.lead)
+            kinds = kinds + [lead_kind] * len(job.lead)
         st.track.merge(times, poses, conf, kinds, job.seg, self.cfg.blend_s)
 
     # ------------------------------------------------------------ model
