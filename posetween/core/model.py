@@ -344,6 +344,9 @@ class PoseTween(nn.Module):
         self.key_kernel_head = nn.Linear(D, K * J)    # kernel corrections, for seen joints
         self.query_kernel_head = nn.Linear(D, K * J)
         self.curve_head = nn.Linear(D, J)             # per query and joint: linear -> Hermite curve
+        # A kernel only mixes a joint's own observations; this correction comes from the whole
+        # body (what the other joints say about a noisy one: its rigid neighbours, the shared motion).
+        self.body_residual_head = nn.Linear(D, J * 2)
         # Start as the identity (denoised = input, output = linear interpolation).
         for name in self.ZERO_INIT_HEADS:
             nn.init.zeros_(getattr(self, name).weight)
@@ -351,7 +354,8 @@ class PoseTween(nn.Module):
 
     # Heads that start at zero: a model file without one of them (made before it existed)
     # behaves exactly as with it at zero, so such files still load (``load_weights``).
-    ZERO_INIT_HEADS = ("denoise_head", "refine_head", "key_kernel_head", "query_kernel_head", "curve_head")
+    ZERO_INIT_HEADS = ("denoise_head", "refine_head", "key_kernel_head", "query_kernel_head", "curve_head",
+                       "body_residual_head")
 
     def forward_normalized(self, w: Window) -> tuple[Tensor, Tensor]:
         """Normalised window -> (query poses (B, Q, J, 2), denoised keyframes (B, K, J, 2))."""
@@ -398,7 +402,7 @@ class PoseTween(nn.Module):
         mix = self.curve_head(q).permute(0, 2, 1).unsqueeze(-1)                # (B, J, Q, 1)
         kernel = apply_kernel(linear + mix * (curve - linear),
                               self.query_kernel_head(q).view(B, Q, K, J).permute(0, 3, 1, 2),
-                              w.present, w.xy)
+                              w.present, w.xy) + self.body_residual_head(q).view(B, Q, J, 2)
         return torch.where(seen_in_window, kernel, regressed), key_out
 
     def forward(self, key_xy: Tensor, key_conf: Tensor, key_time: Tensor, query_time: Tensor) -> tuple[Tensor, Tensor]:
