@@ -82,9 +82,10 @@ def limitations(eval_dir: Path, hours: float) -> list[str]:
         "## Known limitations", "",
         f"- At 7.5 fps in, lookahead 1, the model's MPJPE is {clean} x linear interpolation's on clean "
         f"input and {noisy} x on noisy input ({cubic} x cubic spline's on clean input); the project's "
-        f"targets are 0.5 x and 0.6 x. This model had {hours:.1f} h of training on CPU cores; more "
-        "training (a GPU, `--init` from this model, deeper with `--set`) is the first thing to try.",
-        f"- How far 0.5 x is at lookahead 1: no classical curve through the same keyframes comes close "
+        f"targets are at most 0.5 x and 0.6 x. Noisy input is the gap: this model had {hours:.1f} h of "
+        "training on CPU cores, and each stage closed the noisy ratio more slowly than the clean one; "
+        "more training (a GPU, `--init` from this model, deeper with `--set`) is the first thing to try.",
+        f"- What limits lookahead 1: no classical curve through the same keyframes comes close "
         f"(the parabola through the newest three, the model's curve prior: {curve} x; the cubic spline: "
         f"{spline} x at 7.5 fps, clean). With one keyframe past the interval (lookahead 2) the spline "
         f"reaches {spline2} x and the model {model2} x: the newest keyframe's unknown future is what "
@@ -136,14 +137,16 @@ def main() -> None:
         "## Training", "",
         "```", "make data", "make train   # = bash scripts/train_default.sh: the stages below, then ships the model",
         "```", "",
-        "Five stages of `posetween train --config configs/default.yaml` (the script has the exact "
+        "Six stages of `posetween train --config configs/default.yaml` (the script has the exact "
         "commands), each from the best weights of the one before: 8000 steps from scratch (3 encoder "
         "+ 3 decoder layers, one process of 256 windows a step); a warm restart at half the learning "
         "rate, stopped after 3500 steps; 14000 steps with the Hermite curve head added (at zero, so it "
         "started exactly where the previous stage ended); then 16000 steps with two more encoder and "
         "two more decoder layers (added as the identity, so again no step back), as two processes of "
         "128 windows (DistributedDataParallel on the two cores); then a longer warm restart of that "
-        "model, 30000 steps from a learning rate of 3e-4. "
+        "model, 30000 steps from a learning rate of 3e-4; then 16000 steps with two more of each layer "
+        "again (7 + 7, as the identity) and the body residual head (at zero), from a learning rate "
+        "of 2.5e-4. "
         f"Hardware: {ckpt.get('hardware', 'not recorded')} for the last stage, the same VM at one "
         "thread for stages 2 and 3 (the first ran on a 2-core AMD EPYC VM, one thread). "
         f"Time: {hours:.2f} h of training in all, {ckpt.get('step', '?')} steps of 256 windows (each "

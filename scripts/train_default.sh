@@ -13,7 +13,7 @@ BIN=${BIN:-.venv/bin}
 RUNS=${RUNS:-runs}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
-launch=()   # how a stage runs: one process, or torchrun's processes (stages 4 and 5)
+launch=()   # how a stage runs: one process, or torchrun's processes (stages 4 to 6)
 stage() {   # stage NAME INIT ARGS...: train RUNS/NAME (from INIT's weights, if any) unless it has finished
   local name=$1 init=$2; shift 2
   if [ -f "$RUNS/$name/done" ]; then return; fi
@@ -38,7 +38,11 @@ stage default-4 "$RUNS/default-3/model.pt" --batch-size 128 --steps 16000 --lr 0
 # 5. The same model, a longer warm restart: 30000 steps from a learning rate of 3e-4.
 stage default-5 "$RUNS/default-4/model.pt" --batch-size 128 --steps 30000 --lr 0.0003 \
   --set model.encoder_layers=5 --set model.decoder_layers=5
+# 6. Deeper again (7 + 7 layers, added as the identity) with the body residual head (added at
+#    zero), 16000 steps from a learning rate of 2.5e-4.
+stage default-6 "$RUNS/default-5/model.pt" --batch-size 128 --steps 16000 --lr 0.00025 \
+  --set model.encoder_layers=7 --set model.decoder_layers=7
 
-cp "$RUNS/default-5/model.pt" posetween/models/default.pt
+cp "$RUNS/default-6/model.pt" posetween/models/default.pt
 "$BIN/posetween" export --out posetween/models/default.onnx
-echo "shipped $RUNS/default-5/model.pt as posetween/models/default.pt (+ default.onnx); next: make eval"
+echo "shipped $RUNS/default-6/model.pt as posetween/models/default.pt (+ default.onnx); next: make eval"
