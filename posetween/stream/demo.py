@@ -298,7 +298,10 @@ def run_demo(source: Source, estimator, engine, schedule: PoseSchedule, sinks=()
     outs: deque = deque(maxlen=int(engine.cfg.rate * 4) + 8)
     delays: deque[float] = deque(maxlen=4096)
     delay_est = engine.cfg.lookahead / pose_rate              # until the engine shows its own
-    half = 0.5 / engine.cfg.rate
+    # A frame gets the output pose nearest its time, at most half an output period away; while
+    # the delay adapts the output runs up to max_lag_slew fast or slow, so its poses lie up to
+    # that much further apart, and half a period would leave a frame between two of them bare.
+    half = 0.5 / engine.cfg.rate * (1.0 + engine.cfg.max_lag_slew)
     first_t = last_t = None
     renderer = None
     key_span = [np.inf, -np.inf]        # first and last keyframe time
