@@ -141,7 +141,7 @@ def main() -> None:
         "## Training", "",
         "```", "make data", "make train   # = bash scripts/train_default.sh: the stages below, then ships the model",
         "```", "",
-        "Ten stages of `posetween train --config configs/default.yaml` (the script has the exact "
+        "Eleven stages of `posetween train --config configs/default.yaml` (the script has the exact "
         "commands), each from the best weights of the one before: 8000 steps from scratch (3 encoder "
         "+ 3 decoder layers, one process of 256 windows a step); a warm restart at half the learning "
         "rate, stopped after 3500 steps; 14000 steps with the Hermite curve head added (at zero, so it "
@@ -152,9 +152,9 @@ def main() -> None:
         "again (7 + 7, as the identity) and the body residual head (at zero), from a learning rate "
         "of 2.5e-4; then a warm restart of that model, 17000 steps from a learning rate of 1.5e-4; "
         "then a short one, 4000 steps from 1e-4 with 70% of the windows noisy instead of 50%; "
-        "then a longer one, 15000 steps from 1e-4 with 80% noisy; then the same again, 12000 steps. "
+        "then a longer one, 15000 steps from 1e-4 with 80% noisy; then the same again, 12000 steps, and once more, 15000 steps. "
         f"Hardware: 2-core VMs, one thread a process: {ckpt.get('hardware', 'not recorded')} for the "
-        "last stage, AMD EPYCs for stages 1, 8 and 9 and an Intel Xeon for stages 2 to 7. "
+        "last stage, AMD EPYCs for stages 1 and 8 to 10 and an Intel Xeon for stages 2 to 7. "
         f"Time: {hours:.2f} h of training in all, {ckpt.get('step', '?')} steps of 256 windows (each "
         "stage keeps its checkpoint with the lowest validation error).", "",
         "## Evaluation", "",

@@ -54,7 +54,10 @@ stage default-9 "$RUNS/default-8/model.pt" --batch-size 128 --steps 15000 --lr 0
 # 10. The same again: a warm restart, 12000 steps from 1e-4 with 80% noisy windows.
 stage default-10 "$RUNS/default-9/model.pt" --batch-size 128 --steps 12000 --lr 0.0001 \
   --set model.encoder_layers=7 --set model.decoder_layers=7 --set augment.noisy_share=0.8
+# 11. Once more, as long as stage 9: 15000 steps from 1e-4 with 80% noisy windows.
+stage default-11 "$RUNS/default-10/model.pt" --batch-size 128 --steps 15000 --lr 0.0001 \
+  --set model.encoder_layers=7 --set model.decoder_layers=7 --set augment.noisy_share=0.8
 
-cp "$RUNS/default-10/model.pt" posetween/models/default.pt
+cp "$RUNS/default-11/model.pt" posetween/models/default.pt
 "$BIN/posetween" export --out posetween/models/default.onnx
-echo "shipped $RUNS/default-10/model.pt as posetween/models/default.pt (+ default.onnx); next: make eval"
+echo "shipped $RUNS/default-11/model.pt as posetween/models/default.pt (+ default.onnx); next: make eval"
