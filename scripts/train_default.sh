@@ -13,7 +13,7 @@ BIN=${BIN:-.venv/bin}
 RUNS=${RUNS:-runs}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
-launch=()   # how a stage runs: one process, or torchrun's processes (stages 4 to 6)
+launch=()   # how a stage runs: one process (stages 1 to 3), or torchrun's processes (from stage 4 on)
 stage() {   # stage NAME INIT ARGS...: train RUNS/NAME (from INIT's weights, if any) unless it has finished
   local name=$1 init=$2; shift 2
   if [ -f "$RUNS/$name/done" ]; then return; fi
