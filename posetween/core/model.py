@@ -41,8 +41,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .skeleton import MID_HIP, NECK, NUM_JOINTS
+from .skeleton import JOINT_INDEX, MID_HIP, NECK, NUM_JOINTS
 
+TORSO_SIDES = tuple((JOINT_INDEX[f"{side}_shoulder"], JOINT_INDEX[f"{side}_hip"]) for side in ("left", "right"))
 MASKED = -1e4  # additive attention mask value: large but finite, so softmax never sees a row of -inf
 
 
@@ -88,10 +89,18 @@ def normalize_window(key_xy: Tensor, key_conf: Tensor, key_time: Tensor, query_t
     count = present.sum((1, 2))
     center = (xy * present.unsqueeze(-1)).sum((1, 2)) / count.clamp(min=1).unsqueeze(-1)
 
-    # Scale: mean torso length (neck to mid-hip) over keyframes that show both; else a
-    # fraction of the bounding box; else 1.
-    torso_seen = present[:, :, NECK] * present[:, :, MID_HIP]
-    torso = (xy[:, :, NECK] - xy[:, :, MID_HIP]).norm(dim=-1)
+    # Scale: the mean torso length over the keyframes that show one: neck to mid-hip where both
+    # are seen, else the mean of the shoulder-to-hip lengths of the sides seen (about as long,
+    # and still there when a COCO detector misses one hip or one shoulder); else a fraction of
+    # the bounding box; else 1.
+    def length(a: int, b: int) -> tuple[Tensor, Tensor]:
+        return (xy[:, :, a] - xy[:, :, b]).norm(dim=-1), present[:, :, a] * present[:, :, b]
+    torso, torso_seen = length(NECK, MID_HIP)
+    sides = [length(*pair) for pair in TORSO_SIDES]
+    side_seen = sum(seen for _, seen in sides)
+    side_torso = sum(d * seen for d, seen in sides) / side_seen.clamp(min=1)
+    torso = torch.where(torso_seen > 0, torso, side_torso)
+    torso_seen = torch.maximum(torso_seen, (side_seen > 0).float())
     torso_scale = (torso * torso_seen).sum(1) / torso_seen.sum(1).clamp(min=1)
     big = 1e9
     lo = torch.where(present_b.unsqueeze(-1), key_xy, torch.full_like(key_xy, big)).amin(2)

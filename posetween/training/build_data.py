@@ -3,7 +3,9 @@
 Inputs: BVH files, folders of them (recursive), ``.tar.xz``/``.tar.gz``/``.tar.bz2``/``.tar``
 /``.zip`` archives of BVH (streamed, never unpacked to disk), the original Render-In-between
 AMASS HDF5 (``/<sub-dataset>/<motion>/joints``, ``(T, 52, 3)`` SMPL-H joints, Z-up, 60 fps),
-and files written by this command (copied, to merge datasets).
+the "Dance with Melody" ballroom positions (``music2dance_positions.npz``), and files written
+by this command (copied, to merge datasets). ``--source-fps`` overrides the frame rate BVH
+headers state (cgspeed's CMU salsa files say 120 fps but are 60).
 
 Output layout (that of the Render-In-between file, in our 19-joint layout)::
 
@@ -35,6 +37,7 @@ from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import h5py
 import numpy as np
+from scipy.interpolate import CubicSpline
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -253,11 +256,32 @@ def _iter_archive(path: Path) -> Iterator[tuple[str, Callable[[], bytes]]]:
                     yield member.name, (lambda f=f: f.read())
 
 
+# "Dance with Melody" (music2dance_positions.npz): 23 unnamed points, names as inferred in the
+# archive's SOURCE.txt. 0 head back/top, 1 head front, 2 pelvis (above the hip joints, like
+# Bandai's Hips), 3/12 R/L shoulder, 4/13 elbow, 6/15 wrist, 22/21 hand, 7/16 hip, 8/17 knee,
+# 9/18 ankle, 11/20 toe. No neck point: the shoulders' midpoint. Units cm, Y-up, root-relative
+# plus a root track.
+MUSIC2DANCE_SOURCES: dict[str, tuple[int, ...]] = {
+    "nose": (1,), "neck": (3, 12),
+    "right_shoulder": (3,), "right_elbow": (4,), "right_wrist": (6,),
+    "left_shoulder": (12,), "left_elbow": (13,), "left_wrist": (15,),
+    "mid_hip": (2,),
+    "right_hip": (7,), "right_knee": (8,), "right_ankle": (9,),
+    "left_hip": (16,), "left_knee": (17,), "left_ankle": (18,),
+    "left_big_toe": (20,), "right_big_toe": (11,),
+    "left_hand": (21,), "right_hand": (22,),
+}
+
+MUSIC2DANCE_FPS_OUT = 30.0
+
+
 class _Importer:
-    def __init__(self, writer: _Writer, joint_map: JointMap | None, progress: bool):
+    def __init__(self, writer: _Writer, joint_map: JointMap | None, progress: bool,
+                 source_fps: float | None = None):
         self.w = writer
         self.joint_map = joint_map
         self.progress = progress
+        self.source_fps = source_fps
         self.map_cache: dict = {}
 
     def _bar(self, desc: str, total: int | None) -> tqdm:
@@ -268,6 +292,7 @@ class _Importer:
             label_key: str | None) -> None:
         try:
             joints, fps, jm = bvh_to_joints(data, self.joint_map, self.map_cache)
+            fps = self.source_fps or fps
             self.w.add(subset, name, joints, fps, source, skeleton=jm.name, label_key=label_key)
         except Exception as e:  # a bad file is reported and skipped, whatever is wrong with it
             self.w.fail(source, e)
@@ -282,13 +307,15 @@ class _Importer:
             self.archive(inp)
         elif name.endswith(_H5_SUFFIXES):
             self.hdf5(inp)
+        elif name.endswith(".npz"):
+            self.music2dance(inp)
         elif name.endswith(".bvh"):
             with self._bar(inp.name, 1) as bar:
                 self.bvh(inp.resolve().parent.name, inp.stem, inp, str(inp), None)
                 bar.update()
         else:
-            self.w.fail(str(inp), "not a BVH file, folder, archive (.tar.xz, .tar.gz, .zip) "
-                                  "or HDF5 file")
+            self.w.fail(str(inp), "not a BVH file, folder, archive (.tar.xz, .tar.gz, .zip), "
+                                  "HDF5 file or music2dance .npz")
 
     def folder(self, folder: Path) -> None:
         subset = folder.resolve().name
@@ -333,6 +360,36 @@ class _Importer:
             return
         if not found:
             self.w.fail(str(path), "no .bvh files in this archive")
+
+    def music2dance(self, path: Path) -> None:
+        try:
+            d = np.load(path)
+            points = d["skeletons"].astype(np.float64) + d["center"][:, None].astype(np.float64)
+            names, starts, lengths, fps = d["seq_names"], d["seq_start"], d["seq_len"], float(d["fps"])
+        except Exception as e:
+            self.w.fail(str(path), f"not a music2dance positions file: {type(e).__name__}: {e}")
+            return
+        mapped = np.full(points.shape[:1] + (NUM_JOINTS, 3), np.nan)
+        for target, src in MUSIC2DANCE_SOURCES.items():
+            mapped[:, JOINT_INDEX[target]] = points[:, list(src)].mean(1)
+        mapped = mapped * 0.01
+        subset = path.parent.name if path.parent.name else path.stem
+        with self._bar(subset, len(names)) as bar:
+            for name, start, length in zip(names, starts, lengths):
+                source = f"{path}:{name}"
+                try:
+                    # 25 fps gives no integer frame stride for 7.5 or 15 fps keyframes: resample
+                    # to 30 fps with a cubic spline (smooth, and not biased towards linear
+                    # interpolation, which the evaluation compares against).
+                    joints = mapped[start:start + length]
+                    t = np.arange(length) / fps
+                    t_out = np.arange(0.0, t[-1] + 1e-9, 1.0 / MUSIC2DANCE_FPS_OUT)
+                    joints = CubicSpline(t, joints, axis=0)(t_out).astype(np.float32)
+                    self.w.add(subset, str(name), joints, MUSIC2DANCE_FPS_OUT, source,
+                               skeleton="music2dance23")
+                except Exception as e:
+                    self.w.fail(source, e)
+                bar.update()
 
     def hdf5(self, path: Path) -> None:
         try:
@@ -381,13 +438,15 @@ class _Importer:
 
 def build_dataset(inputs: Sequence[str | os.PathLike], out: str | os.PathLike,
                   joint_map: str | os.PathLike | JointMap | None = None,
-                  fps_out: float | None = None, progress: bool = True) -> BuildReport:
+                  fps_out: float | None = None, progress: bool = True,
+                  source_fps: float | None = None) -> BuildReport:
     """Import ``inputs`` (BVH files, folders, archives, AMASS/posetween HDF5) into the HDF5
     file ``out`` (replaced only when at least one motion was imported).
 
     ``joint_map``: a :class:`JointMap`, a built-in map name or a YAML path, used for every BVH;
     ``None`` detects the map from each skeleton's joint names. ``fps_out``: resample every
-    motion to this frame rate (``None``: keep each motion's own).
+    motion to this frame rate (``None``: keep each motion's own). ``source_fps``: the true frame
+    rate of every BVH input, where their headers are wrong (``None``: trust the headers).
     Returns a :class:`BuildReport`; a bad joint map raises :class:`JointMapError` at once.
     """
     start = time.perf_counter()
@@ -406,7 +465,7 @@ def build_dataset(inputs: Sequence[str | os.PathLike], out: str | os.PathLike,
             h5.attrs["up_axis"] = "y"
             h5.attrs["format_version"] = FORMAT_VERSION
             h5.attrs["inputs"] = np.array([str(p) for p in inputs], dtype=h5py.string_dtype())
-            importer = _Importer(_Writer(h5, report, fps_out), jm, progress)
+            importer = _Importer(_Writer(h5, report, fps_out), jm, progress, source_fps)
             with logging_redirect_tqdm():
                 for inp in inputs:
                     importer.run(Path(inp))
@@ -455,7 +514,8 @@ def _run_build(args: argparse.Namespace) -> int:
     from posetween.training.joint_maps import JointMapError
     try:
         report = build_dataset(args.inputs, args.out, joint_map=args.joint_map,
-                               fps_out=args.fps_out, progress=not args.no_progress)
+                               fps_out=args.fps_out, progress=not args.no_progress,
+                               source_fps=args.source_fps)
     except JointMapError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -482,5 +542,7 @@ def register(subparsers) -> None:
                         "from each skeleton's joint names")
     p.add_argument("--fps-out", type=float, metavar="F",
                    help="resample every motion to F fps (default: keep each file's rate)")
+    p.add_argument("--source-fps", type=float, metavar="F",
+                   help="the BVH inputs' true frame rate, where their headers are wrong")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_run_build)

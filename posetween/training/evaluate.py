@@ -249,6 +249,8 @@ def register(sub) -> None:
     p.add_argument("--noisy", action="store_true", help="4%% torso noise on every keyframe joint, 10%% joints missing")
     p.add_argument("--model", help="model file (default: the shipped default model)")
     p.add_argument("--views", type=int, default=4, help="fixed virtual cameras per motion")
+    p.add_argument("--subset", nargs="+", metavar="NAME",
+                   help="only these subsets (sources) of the data file, e.g. cmu-131 hdm05-mm hdm05-tr")
     p.add_argument("--limit", type=int, help="evaluate only the first N motions (quick checks)")
     p.add_argument("--json", required=True, help="write results here")
     p.add_argument("--report", help="markdown report with a plot (default: next to --json)")
@@ -257,7 +259,7 @@ def register(sub) -> None:
 
 def _run(args) -> int:
     split_cfg = load_config(args.split_config).data.split if args.split_config else SplitConfig()
-    motions = [m for m in load_motions(args.data)
+    motions = [m for m in load_motions(args.data, subsets=args.subset)
                if args.split == "all" or split_of(m.subset, m.name, split_cfg) == args.split]
     if args.limit:
         motions = motions[:args.limit]

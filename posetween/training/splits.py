@@ -10,11 +10,14 @@ SPLITS = ("train", "validation", "test")
 
 
 def split_of(subset: str, motion: str, cfg: SplitConfig) -> str:
+    """The split of a motion. Subsets named in ``test_subsets`` or ``validation_subsets`` go there
+    whole, in either mode (a source kept out of training entirely); the others are assigned
+    by ``cfg.by``."""
+    if subset in cfg.test_subsets:
+        return "test"
+    if subset in cfg.validation_subsets:
+        return "validation"
     if cfg.by == "subset":
-        if subset in cfg.test_subsets:
-            return "test"
-        if subset in cfg.validation_subsets:
-            return "validation"
         return "train"
     if cfg.by == "take":
         u = (zlib.crc32(f"{subset}/{motion}".encode()) % 100_000) / 100_000

@@ -42,10 +42,14 @@ from posetween.training.windows import MotionClips, sample_windows
 log = logging.getLogger("posetween.train")
 
 
+def subset_weight(subset: str, weights: dict[str, float]) -> float:
+    return next((float(w) for prefix, w in weights.items() if subset.startswith(prefix)), 1.0)
+
+
 def load_clips(cfg: TrainConfig, split: str) -> MotionClips:
-    motions = [(f"{m.subset}/{m.name}", m.fps, m.joints) for m in load_motions(cfg.data.path)
-               if split_of(m.subset, m.name, cfg.data.split) == split]
-    return MotionClips.from_motions(motions)
+    motions = [m for m in load_motions(cfg.data.path) if split_of(m.subset, m.name, cfg.data.split) == split]
+    return MotionClips.from_motions([(f"{m.subset}/{m.name}", m.fps, m.joints) for m in motions],
+                                    [subset_weight(m.subset, cfg.data.subset_weights) for m in motions])
 
 
 def mpjpe(pred: torch.Tensor, target: torch.Tensor, torso: torch.Tensor, mask: torch.Tensor | None = None):

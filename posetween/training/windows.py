@@ -4,6 +4,19 @@ Each sample is one window of K keyframes as a stream would deliver them (irregul
 times at 3.5-30 fps, dropped frames, noise, missing joints, random left/right flip) and query
 times in the interval the engine would ask about (lookahead 0, 1 or 2), with the clean 2D
 ground truth at those times. Everything is vectorised over the batch in torch.
+
+So that the model uses the body it sees rather than one it memorised, each sample also gets:
+
+* **its own skeleton** (``vary_skeleton``): where mid-hip, hips, neck, head, hands and toes sit
+  differs between capture systems and detectors (Bandai's Hips above the hip joints, CMU's
+  pelvis, OpenPose's mean of the hips, COCO's lateral hip points, hand = wrist or knuckles), and
+  bone lengths and proportions differ between people;
+* **an input layout** (``apply_layout``): the joints a COCO-17, BODY_25, MediaPipe-33 or MPII-16
+  detector never sends are missing from every keyframe, and neck and mid-hip are the means of
+  the shoulders and hips, as the converters make them;
+* **occlusion**: the torso, or one side of the body, hidden for a run of keyframes;
+* **detector-like noise** in the noisy share: jitter correlated across keyframes, one limb's
+  left and right swapped, outliers with low confidence, whole keyframes missed.
 """
 
 from __future__ import annotations
@@ -14,7 +27,37 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from posetween.core.skeleton import MID_HIP, MIRROR, NECK, NUM_JOINTS
+from posetween.core.skeleton import JOINT_INDEX, MID_HIP, MIRROR, NECK, NUM_JOINTS
+
+_J = JOINT_INDEX
+# The kinematic tree from mid-hip outwards, parents before children: (joint, parent, bone group).
+# Bone groups share one length factor on both sides (a person's proportions), plus a little
+# asymmetry per side.
+TREE: tuple[tuple[str, str, str], ...] = (
+    ("neck", "mid_hip", "spine"), ("right_hip", "mid_hip", "pelvis"), ("left_hip", "mid_hip", "pelvis"),
+    ("nose", "neck", "head"), ("right_shoulder", "neck", "shoulder"), ("left_shoulder", "neck", "shoulder"),
+    ("right_knee", "right_hip", "thigh"), ("left_knee", "left_hip", "thigh"),
+    ("right_elbow", "right_shoulder", "upper_arm"), ("left_elbow", "left_shoulder", "upper_arm"),
+    ("right_ankle", "right_knee", "shin"), ("left_ankle", "left_knee", "shin"),
+    ("right_wrist", "right_elbow", "forearm"), ("left_wrist", "left_elbow", "forearm"),
+    ("right_big_toe", "right_ankle", "foot"), ("left_big_toe", "left_ankle", "foot"),
+    ("right_hand", "right_wrist", "hand"), ("left_hand", "left_wrist", "hand"),
+)
+BONE_GROUPS = tuple(dict.fromkeys(g for _, _, g in TREE))
+
+# Input layouts as the converters in posetween.core.skeleton produce them: the joints each one
+# lacks, and whether its neck and mid-hip are the means of the shoulders and hips.
+LAYOUT_MISSING: dict[str, tuple[str, ...]] = {
+    "posetween19": (),
+    "body25": ("left_hand", "right_hand"),
+    "coco17": ("left_hand", "right_hand", "left_big_toe", "right_big_toe"),
+    "mediapipe33": (),
+    "mpii16": ("nose", "left_hand", "right_hand", "left_big_toe", "right_big_toe"),
+}
+LAYOUT_DERIVED_TRUNK = {"coco17", "mediapipe33"}
+_SIDE = {side: [j for n, j in JOINT_INDEX.items() if n.startswith(side)] for side in ("left_", "right_")}
+_LIMBS = ((("left_elbow", "left_wrist", "left_hand"), ("right_elbow", "right_wrist", "right_hand")),
+          (("left_knee", "left_ankle", "left_big_toe"), ("right_knee", "right_ankle", "right_big_toe")))
 
 
 @dataclass
@@ -35,6 +78,17 @@ class AugmentConfig:
     max_roll: float = 0.1
     distance: tuple[float, float] = (3.0, 8.0)      # metres
     focal: tuple[float, float] = (500.0, 1500.0)    # pixels
+    # Skeleton variation (vary_skeleton): share of samples, bone-length spread (log std).
+    skeleton_share: float = 0.0
+    bone_log_std: float = 0.12
+    bone_side_log_std: float = 0.03
+    # Input layouts (apply_layout): probabilities of posetween19, body25, coco17, mediapipe33, mpii16.
+    layout_probs: tuple[float, float, float, float, float] = (1.0, 0.0, 0.0, 0.0, 0.0)
+    occlusion: float = 0.0           # share of samples with the torso or one side hidden for a run
+    # Detector-like noise, in the noisy share.
+    max_noise_correlation: float = 0.0   # keyframe-to-keyframe correlation of the jitter, up to this
+    limb_swap: float = 0.0           # chance per keyframe that one limb's left and right are swapped
+    missed_keyframe: float = 0.0     # chance that a keyframe has no joint at all
 
 
 @dataclass
@@ -45,10 +99,12 @@ class MotionClips:
     length: Tensor    # (C,) frames
     fps: Tensor       # (C,)
     names: list[str]
+    weight: Tensor    # (C,) how often each clip is drawn: frames x its source's weight
 
     @classmethod
-    def from_motions(cls, motions) -> "MotionClips":
-        """motions: iterable of (name, fps, joints (T, J, 3))."""
+    def from_motions(cls, motions, weights=None) -> "MotionClips":
+        """motions: iterable of (name, fps, joints (T, J, 3)); weights: one per motion (default 1),
+        multiplying its frame count in the draw."""
         names, arrays, fps = [], [], []
         for name, rate, joints in motions:
             names.append(name)
@@ -58,7 +114,8 @@ class MotionClips:
             raise ValueError("no motions to sample from (is the split empty?)")
         length = torch.tensor([len(a) for a in arrays])
         start = torch.cumsum(length, 0) - length
-        return cls(torch.cat(arrays), start, length, torch.tensor(fps), names)
+        weight = length.float() * (torch.ones(len(arrays)) if weights is None else torch.tensor(weights).float())
+        return cls(torch.cat(arrays), start, length, torch.tensor(fps), names, weight)
 
     def duration(self) -> Tensor:
         return (self.length - 1) / self.fps
@@ -124,8 +181,9 @@ def sample_windows(clips: MotionClips, batch: int, window: int, aug: AugmentConf
     (B,K,J,2), target_query (B,Q,J,2), key_in_clip (B,K) (False for padding slots before
     the clip's start), torso (B,) in pixels, lookahead (B,)."""
     B, K, Q = batch, window, aug.queries
-    # Clips drawn in proportion to their length, so every frame counts the same.
-    clip = torch.multinomial(clips.length.float(), B, replacement=True, generator=g)
+    # Clips drawn in proportion to their length (times their source's weight), so every frame
+    # of a source counts the same.
+    clip = torch.multinomial(clips.weight, B, replacement=True, generator=g)
     duration = clips.duration()[clip]
 
     # Capture times: irregular intervals at a log-uniform rate, some frames lost.
@@ -147,8 +205,10 @@ def sample_windows(clips: MotionClips, batch: int, window: int, aug: AugmentConf
     left = torch.maximum(left, torch.zeros_like(left))
     query_time = left[:, None] + (right - left)[:, None] * torch.rand((B, Q), generator=g)
 
-    # 3D at all times, then a random camera.
+    # 3D at all times, with this sample's skeleton, then a random camera.
     world = clips.at_times(clip, torch.cat([key_time.clamp(min=0), query_time], 1))
+    if aug.skeleton_share > 0:
+        world = vary_skeleton(world, aug, g)
     camera = Camera(yaw=uniform((B,), -aug.max_yaw, aug.max_yaw, g),
                     pitch=uniform((B,), -aug.max_pitch, aug.max_pitch, g),
                     roll=uniform((B,), -aug.max_roll, aug.max_roll, g),
@@ -159,6 +219,8 @@ def sample_windows(clips: MotionClips, batch: int, window: int, aug: AugmentConf
         flip = torch.rand(B, generator=g) < aug.flip
         mirrored = xy[:, :, MIRROR] * torch.tensor([-1.0, 1.0]) + torch.tensor([2 * 640.0, 0.0])
         xy = torch.where(flip[:, None, None, None], mirrored, xy)
+    layout = torch.multinomial(torch.tensor(aug.layout_probs), B, replacement=True, generator=g)
+    xy, lacking = apply_layout(xy, layout)
     target_key, target_query = xy[:, :K], xy[:, K:]
     torso = torso_length(target_key)
 
@@ -167,15 +229,124 @@ def sample_windows(clips: MotionClips, batch: int, window: int, aug: AugmentConf
     # also learns how far to trust the curve through them.
     noisy = torch.rand((B, 1, 1, 1), generator=g) < aug.noisy_share
     sigma = uniform((B, 1, 1, 1), 0, aug.max_noise, g) * noisy
-    noise = torch.randn((B, K, NUM_JOINTS, 2), generator=g) * sigma
+    noise = correlated_noise(B, K, uniform((B,), 0, aug.max_noise_correlation, g), g) * sigma
     outlier = (torch.rand((B, K, NUM_JOINTS, 1), generator=g) < aug.outlier_rate) & noisy
     noise = noise + outlier * torch.randn((B, K, NUM_JOINTS, 2), generator=g) * 0.5
     key_xy = target_key + noise * torso[:, None, None, None]
+    if aug.limb_swap > 0:
+        key_xy = swap_limbs(key_xy, (torch.rand((B, K), generator=g) < aug.limb_swap) & noisy[:, :, 0, 0], g)
     missing_rate = uniform((B, 1, 1), 0, aug.max_missing, g)
     missing = (torch.rand((B, K, NUM_JOINTS), generator=g) < missing_rate) | ~torch.isfinite(key_xy).all(-1)
-    missing |= ~in_clip[:, :, None]
-    key_conf = torch.where(missing, torch.zeros(()), uniform((B, K, NUM_JOINTS), 0.3, 1.0, g))
+    missing |= ~in_clip[:, :, None] | lacking[:, None, :]
+    missing |= ((torch.rand((B, K), generator=g) < aug.missed_keyframe) & noisy[:, :, 0, 0])[:, :, None]
+    if aug.occlusion > 0:
+        missing |= occlusion_mask(B, K, aug.occlusion, g)
+    # Confidences: a detector is less sure of its outliers.
+    key_conf = torch.where(outlier[..., 0], uniform((B, K, NUM_JOINTS), 0.05, 0.4, g),
+                           uniform((B, K, NUM_JOINTS), 0.3, 1.0, g))
+    key_conf = torch.where(missing, torch.zeros(()), key_conf)
     key_xy = torch.where(missing[..., None], torch.full_like(key_xy, float("nan")), key_xy)
     return dict(key_xy=key_xy, key_conf=key_conf, key_time=key_time, query_time=query_time,
                 target_key=target_key, target_query=target_query, key_in_clip=in_clip,
                 torso=torso, lookahead=lookahead)
+
+
+def vary_skeleton(world: Tensor, aug: AugmentConfig, g: torch.Generator) -> Tensor:
+    """A new skeleton for a share of the samples: joint placements, then bone lengths.
+
+    world (B, N, J, 3) -> (B, N, J, 3). Placements: mid-hip between the mean of the hip joints
+    (OpenPose) and above it (Bandai, CMU), hips up to 1.5 x further apart (COCO's lateral hip
+    points), neck between the shoulders' midpoint and the neck joint, the head point nearer or
+    further, hand between the wrist and the knuckles, toes nearer or further. Bone lengths: one
+    factor per bone group (log-normal) and a little per side, applied down the tree.
+    """
+    B = world.shape[0]
+    on = (torch.rand(B, generator=g) < aug.skeleton_share)[:, None, None, None]
+    w = world.clone()
+
+    def between(base: Tensor, point: Tensor, lo: float, hi: float) -> Tensor:
+        u = uniform((B,), lo, hi, g).view(B, *([1] * (point.dim() - 1)))
+        return base + u * (point - base)
+
+    hips = w[:, :, [_J["left_hip"], _J["right_hip"]]]
+    hip_mid = hips.mean(2, keepdim=True)
+    w[:, :, [_J["left_hip"], _J["right_hip"]]] = between(hip_mid, hips, 0.9, 1.5)
+    w[:, :, MID_HIP] = between(hip_mid[:, :, 0], w[:, :, MID_HIP], 0.0, 1.4)
+    shoulders = w[:, :, [_J["left_shoulder"], _J["right_shoulder"]]].mean(2)
+    w[:, :, NECK] = between(shoulders, w[:, :, NECK], 0.0, 1.3)
+    w[:, :, _J["nose"]] = between(w[:, :, NECK], w[:, :, _J["nose"]], 0.8, 1.25)
+    for side in ("left", "right"):
+        wrist, hand = _J[f"{side}_wrist"], _J[f"{side}_hand"]
+        w[:, :, hand] = between(w[:, :, wrist], w[:, :, hand], 0.0, 1.4)
+        ankle, toe = _J[f"{side}_ankle"], _J[f"{side}_big_toe"]
+        w[:, :, toe] = between(w[:, :, ankle], w[:, :, toe], 0.6, 1.4)
+
+    group_scale = torch.exp(torch.randn((B, len(BONE_GROUPS)), generator=g) * aug.bone_log_std)
+    out = w.clone()
+    for joint, parent, group in TREE:
+        j, p = _J[joint], _J[parent]
+        factor = group_scale[:, BONE_GROUPS.index(group)] * torch.exp(
+            torch.randn(B, generator=g) * aug.bone_side_log_std)
+        out[:, :, j] = out[:, :, p] + factor[:, None, None] * (w[:, :, j] - w[:, :, p])
+    return torch.where(on, out, world)
+
+
+def apply_layout(xy: Tensor, layout: Tensor) -> tuple[Tensor, Tensor]:
+    """What a detector of each sample's layout (an index into LAYOUT_MISSING) sends.
+
+    xy (B, N, J, 2) -> (xy with neck and mid-hip made the means of the shoulders and hips where
+    the layout derives them, lacking (B, J) bool: the joints the layout never has)."""
+    names = list(LAYOUT_MISSING)
+    lacking = torch.zeros(xy.shape[0], NUM_JOINTS, dtype=torch.bool)
+    derived = torch.zeros(xy.shape[0], dtype=torch.bool)
+    for i, name in enumerate(names):
+        rows = layout == i
+        lacking[rows.nonzero()[:, 0, None], [_J[n] for n in LAYOUT_MISSING[name]]] = True
+        if name in LAYOUT_DERIVED_TRUNK:
+            derived |= rows
+    out = xy.clone()
+    out[:, :, NECK] = xy[:, :, [_J["left_shoulder"], _J["right_shoulder"]]].mean(2)
+    out[:, :, MID_HIP] = xy[:, :, [_J["left_hip"], _J["right_hip"]]].mean(2)
+    return torch.where(derived[:, None, None, None], out, xy), lacking
+
+
+def correlated_noise(B: int, K: int, rho: Tensor, g: torch.Generator) -> Tensor:
+    """Unit Gaussian noise (B, K, J, 2) whose keyframe-to-keyframe correlation is ``rho (B,)``
+    (an AR(1) process: a detector's error drifts rather than jumping every frame)."""
+    eps = torch.randn((B, K, NUM_JOINTS, 2), generator=g)
+    r = rho[:, None, None]
+    out = [eps[:, 0]]
+    for k in range(1, K):
+        out.append(r * out[-1] + (1 - r * r).sqrt() * eps[:, k])
+    return torch.stack(out, 1)
+
+
+def swap_limbs(key_xy: Tensor, where: Tensor, g: torch.Generator) -> Tensor:
+    """Swap the left and right arm (elbow, wrist, hand) or leg (knee, ankle, toe) in the keyframes
+    marked by ``where (B, K)``: the detector's commonest mistake on a side view."""
+    out = key_xy.clone()
+    leg = torch.rand(where.shape, generator=g) < 0.5
+    for limb, pick in zip(_LIMBS, (~leg, leg)):
+        left, right = [_J[n] for n in limb[0]], [_J[n] for n in limb[1]]
+        m = (where & pick)[:, :, None, None]
+        out[:, :, left] = torch.where(m, key_xy[:, :, right], key_xy[:, :, left])
+        out[:, :, right] = torch.where(m, key_xy[:, :, left], key_xy[:, :, right])
+    return out
+
+
+def occlusion_mask(B: int, K: int, share: float, g: torch.Generator) -> Tensor:
+    """(B, K, J) True where a joint is hidden: in ``share`` of the samples, for a run of 2 to K
+    keyframes, the torso (both shoulders and neck, or both hips and mid-hip) or one whole side
+    of the body (a side view)."""
+    on = torch.rand(B, generator=g) < share
+    length = torch.randint(2, K + 1, (B,), generator=g)
+    start = (torch.rand(B, generator=g) * (K - length + 1)).long()
+    k = torch.arange(K)
+    run = on[:, None] & (k >= start[:, None]) & (k < (start + length)[:, None])
+    parts = [[_J["left_shoulder"], _J["right_shoulder"], NECK], [_J["left_hip"], _J["right_hip"], MID_HIP],
+             _SIDE["left_"], _SIDE["right_"]]
+    kind = torch.randint(0, len(parts), (B,), generator=g)
+    hidden = torch.zeros(B, NUM_JOINTS, dtype=torch.bool)
+    for i, joints in enumerate(parts):
+        hidden[(kind == i).nonzero()[:, 0, None], joints] = True
+    return run[:, :, None] & hidden[:, None, :]
