@@ -52,6 +52,9 @@ def test_npz_and_interpolation(tmp_path):
     conf = np.ones((3, 17))
     conf[1, 4] = 0
     np.savez(tmp_path / "a.npz", xy=xy, conf=conf, t=np.array([5.0, 5.1, 5.2]))
+    with pytest.raises(ValueError, match="coco17 or h36m17"):    # 17 joints: name the layout
+        load_sequence(tmp_path / "a.npz")
+    np.savez(tmp_path / "a.npz", xy=xy, conf=conf, t=np.array([5.0, 5.1, 5.2]), layout="coco17")
     seq = load_sequence(tmp_path / "a.npz")
     assert seq.layout == "coco17" and seq.times.tolist() == pytest.approx([0, 0.1, 0.2])
     p, c = seq.at(0.05)

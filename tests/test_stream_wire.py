@@ -8,6 +8,7 @@ import msgpack
 import numpy as np
 import pytest
 
+from posetween.core.skeleton import LAYOUTS
 from posetween.stream import wire
 from posetween.stream.frames import OutputPose
 from posetween.stream.validate import InputError, to_model_pose
@@ -48,9 +49,54 @@ def test_binary_float32_and_nested_joints_accepted():
     xy = np.arange(38, dtype="<f4")
     k = wire.decode_keyframe(msg(layout="posetween19", xy=xy.tobytes(), conf=np.ones(19, "<f4").tobytes()))
     assert to_model_pose(k.xy, k.conf, k.layout)[0][1].tolist() == [2.0, 3.0]
-    k = wire.decode_keyframe(msg(xy=np.arange(34.0).reshape(17, 2).tolist(), layout=..., conf=...))
-    xy19, conf19 = to_model_pose(k.xy, k.conf, k.layout)   # layout guessed from 17 joints, conf 1
+    k = wire.decode_keyframe(msg(xy=np.arange(50.0).reshape(25, 2).tolist(), layout=..., conf=...))
+    xy19, conf19 = to_model_pose(k.xy, k.conf, k.layout)   # layout guessed from 25 joints, conf 1
     assert conf19[0] == 1.0
+
+
+def test_seventeen_joints_without_a_layout_are_refused_naming_both_layouts():
+    k = wire.decode_keyframe(msg(layout=...))
+    with pytest.raises(InputError, match="coco17 or h36m17") as e:
+        to_model_pose(k.xy, k.conf, k.layout)
+    assert e.value.reason == "bad_joint_count"
+
+
+def test_low_confidence_joints_are_missing():
+    # YOLO-pose zeroes the coordinates of joints under 0.5 but keeps their confidence.
+    xy = np.full((17, 2), 300.0)
+    conf = np.full(17, 0.9)
+    xy[10], conf[10] = 0.0, 0.25                    # right wrist: a guess at (0, 0)
+    xy19, conf19 = to_model_pose(xy, conf, "coco17")
+    wrist = 4   # posetween19 right wrist
+    assert conf19[wrist] == 0 and np.isnan(xy19[wrist]).all()
+    assert conf19[3] == pytest.approx(0.9)
+    xy19, conf19 = to_model_pose(xy, conf, "coco17", min_conf=0.0)
+    assert conf19[wrist] == pytest.approx(0.25) and (xy19[wrist] == 0).all()
+    xy[10] = np.nan                                  # below the threshold, NaN is no error
+    assert to_model_pose(xy, conf, "coco17")[1][wrist] == 0
+
+
+def test_times_in_milliseconds_or_frame_indices_are_caught_with_the_fix(caplog):
+    from posetween.stream.validate import TimeUnits, check_time
+    with pytest.raises(InputError, match=r"milliseconds since 1970: send seconds \(t / 1e3\)"):
+        check_time(1.7e12)
+    units = TimeUnits()
+    units.check("cam1", 0.0)
+    units.check("cam1", 33.0)
+    with pytest.raises(InputError, match=r"look like milliseconds; send seconds \(t / 1000\)") as e:
+        units.check("cam1", 67.0)
+    assert e.value.reason == "out_of_range"
+    for t in (0.0, 0.04, 0.08, 0.12, 0.16):          # seconds at 25 fps: fine
+        units.check("cam2", t)
+    with caplog.at_level("WARNING", logger="posetween.stream"):
+        for t in range(5):
+            units.check("cam3", float(t))
+    assert "frame indices" in caplog.text and "index / fps" in caplog.text
+
+
+def test_stream_ids_may_name_a_camera_and_a_person():
+    m = wire.encode_keyframe("cam1/3", 1.0, np.zeros((19, 2)))
+    assert m.startswith(b"pose/cam1/") and wire.decode_keyframe(m).stream == "cam1/3"
 
 
 def test_output_round_trip():
@@ -106,7 +152,7 @@ def test_nan_allowed_for_missing_joints():
     assert conf19[0] == 0 and np.isfinite(xy19[1]).all()
 
 
-@pytest.mark.parametrize("name", ["posetween19", "body25", "coco17", "mediapipe33"])
+@pytest.mark.parametrize("name", sorted(LAYOUTS))
 def test_fast_conversion_matches_layout_to_model(name):
     from posetween.core.skeleton import get_layout
     from posetween.stream.validate import convert_pose

@@ -141,7 +141,66 @@ MEDIAPIPE_33 = _layout("mediapipe33", 33, {
     "left_hand": (15, 17, 19), "right_hand": (16, 18, 20),
 })
 
-LAYOUTS: dict[str, Layout] = {l.name: l for l in (POSETWEEN19, BODY_25, COCO_17, MEDIAPIPE_33)}
+# Halpe-26 (AlphaPose, rtmlib ``BodyWithFeet``): COCO-17's 0-16, then 17 head top, 18 neck,
+# 19 hip (the mid-hip), 20/21 l/r big toe, 22/23 l/r small toe, 24/25 l/r heel. The layout's own
+# neck and mid-hip are used: the detector saw them.
+HALPE_26 = _layout("halpe26", 26, {
+    "nose": (0,), "neck": (18,),
+    "right_shoulder": (6,), "right_elbow": (8,), "right_wrist": (10,),
+    "left_shoulder": (5,), "left_elbow": (7,), "left_wrist": (9,),
+    "mid_hip": (19,),
+    "right_hip": (12,), "right_knee": (14,), "right_ankle": (16,),
+    "left_hip": (11,), "left_knee": (13,), "left_ankle": (15,),
+    "left_big_toe": (20,), "right_big_toe": (21,),
+})
+
+# COCO-WholeBody-133 (RTMW, DWPose): COCO-17's 0-16; feet 17 l-big toe, 18 l-small toe, 19 l-heel,
+# 20 r-big toe, 21 r-small toe, 22 r-heel; 23-90 face; 91-111 left hand, 112-132 right hand (each:
+# 0 wrist, 5 index knuckle, 17 little-finger knuckle). The hand centre is the mean of the hand's
+# wrist and those two knuckles, as for MediaPipe's wrist, index and pinky.
+COCO_WHOLEBODY_133 = _layout("wholebody133", 133, {
+    **{n: COCO_17.sources[i] for i, n in enumerate(JOINT_NAMES) if COCO_17.sources[i]},
+    "left_big_toe": (17,), "right_big_toe": (20,),
+    "left_hand": (91, 96, 108), "right_hand": (112, 117, 129),
+})
+
+# OpenPose COCO-18 (OpenPose's COCO model, rtmlib ``to_openpose``): 0 nose, 1 neck, 2-4 right arm,
+# 5-7 left arm, 8-10 right leg, 11-13 left leg, 14/15 r/l eye, 16/17 r/l ear.
+OPENPOSE_18 = _layout("openpose18", 18, {
+    "nose": (0,), "neck": (1,),
+    "right_shoulder": (2,), "right_elbow": (3,), "right_wrist": (4,),
+    "left_shoulder": (5,), "left_elbow": (6,), "left_wrist": (7,),
+    "mid_hip": (8, 11),
+    "right_hip": (8,), "right_knee": (9,), "right_ankle": (10,),
+    "left_hip": (11,), "left_knee": (12,), "left_ankle": (13,),
+})
+
+# MPII-16: 0-2 r-ankle, r-knee, r-hip, 3-5 l-hip, l-knee, l-ankle, 6 pelvis, 7 thorax, 8 upper neck,
+# 9 head top, 10-12 r-wrist, r-elbow, r-shoulder, 13-15 l-shoulder, l-elbow, l-wrist. No nose (the
+# head top is not one); the thorax sits between the shoulders, where OpenPose puts the neck.
+MPII_16 = _layout("mpii16", 16, {
+    "neck": (7,),
+    "right_shoulder": (12,), "right_elbow": (11,), "right_wrist": (10,),
+    "left_shoulder": (13,), "left_elbow": (14,), "left_wrist": (15,),
+    "mid_hip": (6,),
+    "right_hip": (2,), "right_knee": (1,), "right_ankle": (0,),
+    "left_hip": (3,), "left_knee": (4,), "left_ankle": (5,),
+})
+
+# Human3.6M-17 (VideoPose3D's order; 17 joints like COCO-17, so never guessed from the count):
+# 0 pelvis, 1-3 r-hip, r-knee, r-foot (the ankle), 4-6 left leg, 7 spine, 8 thorax, 9 neck/nose,
+# 10 head, 11-13 left arm, 14-16 right arm.
+H36M_17 = _layout("h36m17", 17, {
+    "nose": (9,), "neck": (8,),
+    "right_shoulder": (14,), "right_elbow": (15,), "right_wrist": (16,),
+    "left_shoulder": (11,), "left_elbow": (12,), "left_wrist": (13,),
+    "mid_hip": (0,),
+    "right_hip": (1,), "right_knee": (2,), "right_ankle": (3,),
+    "left_hip": (4,), "left_knee": (5,), "left_ankle": (6,),
+})
+
+LAYOUTS: dict[str, Layout] = {l.name: l for l in (POSETWEEN19, BODY_25, COCO_17, MEDIAPIPE_33, HALPE_26,
+                                                   COCO_WHOLEBODY_133, OPENPOSE_18, MPII_16, H36M_17)}
 
 
 def get_layout(name: str) -> Layout:
@@ -152,9 +211,14 @@ def get_layout(name: str) -> Layout:
 
 
 def layout_for_joint_count(num_joints: int) -> Layout:
-    """The layout with this many joints (each known layout has a distinct count)."""
-    for layout in LAYOUTS.values():
-        if layout.num_joints == num_joints:
-            return layout
+    """The layout with this many joints. When several layouts share the count (17: COCO-17 and
+    Human3.6M-17), guessing would silently put joints in the wrong places: an error names them."""
+    matches = [l for l in LAYOUTS.values() if l.num_joints == num_joints]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        names = " or ".join(l.name for l in matches)
+        raise ValueError(f"{num_joints} joints could be {names}: the joint count alone cannot tell; "
+                         f"name the layout (layout={matches[0].name!r})")
     raise ValueError(f"no known joint layout has {num_joints} joints "
                      f"(known: {', '.join(f'{l.name}={l.num_joints}' for l in LAYOUTS.values())})")

@@ -6,8 +6,10 @@ drop counters use) and a message naming the problem.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
+from collections import deque
 
 import numpy as np
 
@@ -19,11 +21,12 @@ REASONS: dict[str, str] = {
     "bad_version": "schema version missing or not supported",
     "bad_field": "a required field is missing or has the wrong type",
     "bad_topic": "topic does not match the body's stream id, or is not a pose topic",
-    "bad_stream_id": "stream id empty, too long, or with characters outside [A-Za-z0-9_.:-]",
+    "bad_stream_id": "stream id empty, too long, or with characters outside [A-Za-z0-9_.:/-]",
     "unknown_layout": "joint layout not one of " + ", ".join(LAYOUTS),
-    "bad_joint_count": "joint count does not match the layout (or no layout has it)",
+    "bad_joint_count": "joint count does not match the layout (or no layout has it, or several do)",
     "non_finite": "NaN or infinite time, confidence, or coordinate of a joint with confidence > 0",
-    "out_of_range": "value outside its allowed range (negative confidence, |coordinate| > 1e6, bad time)",
+    "out_of_range": "value outside its allowed range (negative confidence, |coordinate| > 1e6, a time "
+                    "that is not seconds)",
     "oversized": "message larger than the service's limit",
     "time_backwards": "capture time not later than the stream's previous keyframe",
     "repeated_seq": "sequence number not above the stream's previous one",
@@ -34,7 +37,17 @@ REASONS: dict[str, str] = {
 
 MAX_COORD = 1e6
 MAX_STREAM_ID = 64
-_STREAM_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,%d}\Z" % MAX_STREAM_ID)
+# "/" separates a camera from a person (``cam1/3``): a subscription to ``pose/cam1/`` takes
+# every person of camera cam1.
+_STREAM_ID = re.compile(r"[A-Za-z0-9_.:/\-]{1,%d}\Z" % MAX_STREAM_ID)
+
+# A joint whose confidence is below this counts as missing. Estimators report every joint,
+# seen or not: YOLO-pose zeroes the coordinates of joints under 0.5 but keeps their confidence,
+# OpenPose and RTMPose give low scores to guesses. 0.3 is mmpose's and rtmlib's own drawing
+# threshold; pass min_conf=0 to keep everything.
+MIN_CONF = 0.3
+
+log = logging.getLogger("posetween.stream")
 
 
 class InputError(ValueError):
@@ -47,7 +60,7 @@ class InputError(ValueError):
 def check_stream_id(stream_id) -> str:
     if not isinstance(stream_id, str) or not _STREAM_ID.match(stream_id):
         raise InputError("bad_stream_id", f"stream id {str(stream_id)[:80]!r} must be 1-{MAX_STREAM_ID} "
-                                          "characters from [A-Za-z0-9_.:-]")
+                                          "characters from [A-Za-z0-9_.:/-]")
     return stream_id
 
 
@@ -57,9 +70,51 @@ def check_time(t) -> float:
     t = float(t)
     if not math.isfinite(t):
         raise InputError("non_finite", f"capture time is {t}")
-    if abs(t) > 1e11:
-        raise InputError("out_of_range", f"capture time {t:g} s is not plausible (seconds expected)")
+    if abs(t) > 1e11:   # year 5138 in Unix seconds: a finer unit
+        unit = "milliseconds" if abs(t) < 1e14 else "microseconds" if abs(t) < 1e17 else "nanoseconds"
+        div = {"milliseconds": "1e3", "microseconds": "1e6", "nanoseconds": "1e9"}[unit]
+        raise InputError("out_of_range", f"capture time {t:g} looks like {unit} since 1970: send seconds "
+                                         f"(t / {div})")
     return t
+
+
+class TimeUnits:
+    """Catches capture times that are not seconds from how a stream's times step.
+
+    A capture time alone cannot say (MediaPipe Tasks counts milliseconds from 0; a frame index is
+    a small integer too), and the engine then misreads the source: 33 "seconds" between
+    keyframes is a gap, so every keyframe restarts the stream and nothing comes out. Steps of
+    ``ms_step`` or more (median of the last few) are refused as milliseconds; integer times
+    stepping by exactly 1 are frame indices, warned about once per stream (they work, at 1 fps).
+    """
+
+    def __init__(self, history: int = 5, ms_step: float = 5.0):
+        self.history, self.ms_step = history, ms_step
+        self._times: dict[str, deque[float]] = {}
+        self._warned: set[str] = set()
+
+    def check(self, stream: str, t: float) -> None:
+        times = self._times.get(stream)
+        if times is None:
+            if len(self._times) > 4096:       # bounded whatever the input does
+                self._times.clear()
+            times = self._times[stream] = deque(maxlen=self.history)
+        if times and t <= times[-1]:
+            times.clear()                     # the engine reports it (time_backwards); start afresh
+        times.append(t)
+        if len(times) < 3:
+            return
+        steps = np.diff(np.asarray(times))
+        step = float(np.median(steps))
+        if step >= self.ms_step:
+            times.pop()
+            raise InputError("out_of_range", f"stream {stream!r}: capture times step by {step:g} (median of the "
+                                             f"last {len(steps)}): these look like milliseconds; send seconds "
+                                             f"(t / 1000), e.g. MediaPipe Tasks' timestamp_ms / 1000")
+        if step == 1.0 and all(float(x).is_integer() for x in times) and stream not in self._warned:
+            self._warned.add(stream)
+            log.warning("stream %r: capture times are integers stepping by 1: frame indices? Send seconds "
+                        "(index / fps); the engine reads them as a 1 fps source", stream)
 
 
 def check_seq(seq) -> int | None:
@@ -70,12 +125,14 @@ def check_seq(seq) -> int | None:
     return int(seq)
 
 
-def to_model_pose(xy, conf=None, layout: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+def to_model_pose(xy, conf=None, layout: str | None = None,
+                  min_conf: float = MIN_CONF) -> tuple[np.ndarray, np.ndarray]:
     """Check a pose in any known layout and convert it to the model's 19 joints.
 
     ``xy``: ``(J, 2)`` (or ``(2J,)`` flat), ``conf``: ``(J,)`` or None (all 1). A joint with
     confidence 0 is missing and may have any coordinates (NaN included); a seen joint must
-    be finite. Confidences must be finite and >= 0; above 1 they are clipped to 1.
+    be finite. Confidences must be finite and >= 0; above 1 they are clipped to 1; below
+    ``min_conf`` the joint counts as missing (its coordinates are not checked).
     Returns ``(xy (19, 2) float64 with NaN for missing joints, conf (19,) float64)``.
     """
     try:
@@ -111,6 +168,7 @@ def to_model_pose(xy, conf=None, layout: str | None = None) -> tuple[np.ndarray,
         raise InputError("non_finite", f"confidence of joint {int(np.flatnonzero(~np.isfinite(conf))[0])} is not finite")
     if (conf < 0).any():
         raise InputError("out_of_range", f"confidence of joint {int(np.flatnonzero(conf < 0)[0])} is negative")
+    conf = np.where(conf < min_conf, 0.0, conf)
     seen = conf > 0
     bad = seen & ~np.isfinite(xy).all(-1)
     if bad.any():
