@@ -59,7 +59,7 @@ from .frames import FALLBACK, INTERPOLATED, KEYFRAME, PREDICTED, Keyframe, Outpu
 from .stats import RateLimitedLog, Stats
 from .track import Track
 from .validate import InputError, check_seq, check_stream_id, check_time, to_model_pose
-from .window import DROP, RESTART, StreamWindow
+from .window import DROP, RESTART, START, StreamWindow
 
 log = logging.getLogger("posetween.stream")
 
@@ -90,6 +90,7 @@ class _Job:
     lead: np.ndarray        # (P,) times past the last query the answer is extrapolated to
     done: bool = False
     fell_back: bool = False
+    inflight: bool = False   # taken into a model call
 
 
 @dataclass
@@ -98,6 +99,7 @@ class _Stream:
     track: Track
     lag: Lag
     seq_out: int = 0
+    queued: _Job | None = None   # the newest window waiting for the model
 
 
 def fallback_poses(key_xy: np.ndarray, key_conf: np.ndarray, key_time: np.ndarray, query: np.ndarray,
@@ -163,6 +165,13 @@ class Engine:
         self._lock = threading.RLock()
         self._work = threading.Condition(self._lock)
         self._bad = RateLimitedLog(log)
+        self._events = RateLimitedLog(log, every=5.0, level=logging.INFO)   # restarts, evictions
+        # Numbering that keeps increasing for a stream id for the engine's life, also when the
+        # stream is evicted and comes back, without remembering evicted ids: a new segment takes
+        # the next engine-wide segment number, a new stream's frames start at the engine-wide
+        # count of frames so far (above any number that id had).
+        self._segments = 0
+        self._frames_total = 0
         self._model_failed = False
         self._latency: dict[int, deque[float]] = {}   # recent seconds per call, by batch size bucket
         self._last_probe = -math.inf
@@ -189,22 +198,29 @@ class Engine:
             st = self._streams.get(stream_id)
             if st is None:
                 self._evict_idle(now)
-                if len(self._streams) >= self.cfg.max_streams:
-                    return self.drop("too_many_streams", f"stream {stream_id!r} refused: already "
-                                                         f"{self.cfg.max_streams} streams")
-                st = _Stream(StreamWindow(stream_id, self.cfg, self.K), Track(), Lag(self.cfg.max_lag_slew))
-            d = st.window.check(t, xy19, conf19, seq)
+                if len(self._streams) >= self.cfg.max_streams and not self._evict_for(stream_id, now):
+                    return self.drop("too_many_streams", f"stream {stream_id!r} refused: {self.cfg.max_streams} "
+                                                         "streams, each with a keyframe within its gap limit")
+                st = _Stream(StreamWindow(stream_id, self.cfg, self.K), Track(), Lag(self.cfg.max_lag_slew),
+                             seq_out=self._frames_total)
+            d = st.window.check(t, xy19, conf19, seq, now)
             if d.action == DROP:
+                if d.reason == "conflict":      # the next keyframe may confirm it
+                    st.window.hold_conflict(d)
                 return self.drop(d.reason, f"stream {stream_id!r}: {d.detail}")
             self._streams[stream_id] = st
+            segment = None
+            if d.action in (START, RESTART):
+                segment = self._segments
+                self._segments += 1
             if d.action == RESTART:
                 self.stats.restart(d.reason)
-                log.info("stream %r restarts (%s): %s", stream_id, d.reason, d.detail)
+                self._events(f"restart:{d.reason}", "stream %r restarts (%s): %s", stream_id, d.reason, d.detail)
                 self._cancel(stream_id)
-                if d.reason == "source_restart":      # perhaps a new clock: estimate afresh
-                    st.window.offsets.clear()
-                    st.lag = Lag(self.cfg.max_lag_slew)
-            st.window.add(Keyframe(t, xy19, conf19, seq, now), d)
+                st.lag = Lag(self.cfg.max_lag_slew)    # perhaps another clock, or another delay
+            st.window.add(Keyframe(t, xy19, conf19, seq, now), d, segment)
+            if d.first is not None:
+                st.track.note_keyframe(d.first.time)
             st.track.note_keyframe(t)
             self.stats.add("keyframes_in")
             self._schedule(st, now)
@@ -221,12 +237,17 @@ class Engine:
     def _schedule(self, st: _Stream, now: float) -> None:
         cfg, w, Q, L = self.cfg, st.window, self.cfg.queries, self.cfg.lookahead
         keys = w.keys
+        if len(keys) >= L + 1:
+            # No budget in the lag: the previous window's lead covers the model's time.
+            self._retarget(st, w.offset() + L * w.interval() + cfg.extra_delay_ms / 1000.0)
+        if L >= 1 and not st.track.has_segment(w.segment):
+            # A segment starts with its keyframe as it is, where the output will first show it
+            # (the answer for the interval it opens replaces it).
+            k = keys[max(len(keys) - L - 1, 0)]
+            st.track.merge([k.time], k.xy[None], k.conf[None], KEYFRAME, w.segment, 0.0)
+        if len(keys) < L + 1:
+            return
         if L >= 1:
-            if len(keys) == 1:   # a segment starts at its first keyframe, as it is
-                k = keys[0]
-                st.track.merge([k.time], k.xy[None], k.conf[None], KEYFRAME, w.segment, 0.0)
-            if len(keys) < L + 1:
-                return
             # Q queries from the interval's left keyframe to its right one, both included: the
             # new window's estimate at the left keyframe takes over from the previous window's
             # with a blend (track.py), so the two windows' answers join without a step. Past the
@@ -246,20 +267,52 @@ class Engine:
             conf = np.tile(k.conf, (Q, 1))
             kinds = [PREDICTED] * Q
             lead = np.zeros(0)
-        # No budget in the lag: the previous window's lead covers the model's time.
-        st.lag.set_target(w.offset() + L * w.interval() + cfg.extra_delay_ms / 1000.0)
         key_xy, key_conf, key_time = w.arrays()
         job = _Job(w.id, w.segment, now, now + cfg.budget_s, key_xy, key_conf, key_time, query, conf, kinds, lead)
+        old = st.queued
+        if old is not None and not old.done and not old.inflight:
+            # Its stream's newer window is here (a burst, or a busy model): the model answers the
+            # newer one; the older interval, if it is shown at all, is the linear fallback.
+            self._resolve(old, superseded=True)
         if len(self._jobs) >= self._max_jobs:     # bounded whatever the input does
             self._resolve(self._jobs.popleft())
         self._jobs.append(job)
+        st.queued = job
+
+    def _retarget(self, st: _Stream, target: float) -> None:
+        """Aim the stream's lag at ``target``. A small change slews (evenly spaced pose times);
+        one beyond ``max_lag_error_s`` (a stale backlog delivered late, a start in a burst, a
+        delivery that became slower for good) is set at once: silently when nothing of the
+        segment has been shown yet, else as a new segment (``resync``), so that the output is
+        at the normal delay again with the next keyframe instead of after a long slew."""
+        lag = st.lag
+        if lag.value is not None and abs(lag.value - target) > self.cfg.max_lag_error_s:
+            if st.track.shown_segment() == st.window.segment:
+                self._resync(st, f"output delay {lag.value * 1000:.0f} ms -> {target * 1000:.0f} ms "
+                                 "(clock offset plus the lookahead's intervals)")
+            else:
+                lag.value = None
+        lag.set_target(target)
+
+    def _resync(self, st: _Stream, detail: str) -> None:
+        """Start a new segment of the stream with its keyframes kept (they are right, only late)."""
+        w = st.window
+        w.segment = self._segments
+        self._segments += 1
+        self._cancel(w.id)
+        st.track = Track()
+        for k in w.keys:
+            st.track.note_keyframe(k.time)
+        st.lag = Lag(self.cfg.max_lag_slew)
+        self.stats.restart("resync")
+        self._events("restart:resync", "stream %r resynchronised: %s", w.id, detail)
 
     def _cancel(self, stream_id: str) -> None:
         for job in chain(self._inflight, self._jobs):
             if job.stream == stream_id:
                 job.done = True
 
-    def _resolve(self, job: _Job, poses: np.ndarray | None = None) -> None:
+    def _resolve(self, job: _Job, poses: np.ndarray | None = None, superseded: bool = False) -> None:
         """Merge a job's answer into its stream's track; without an answer, the fallback."""
         if job.done:
             return
@@ -269,7 +322,7 @@ class Engine:
             poses = fallback_poses(job.key_xy, job.key_conf, job.key_time, job.query, MAX_EXTRAPOLATION)
             kinds = [FALLBACK] * len(job.query)
             job.fell_back = True
-            self.stats.add("fallbacks")
+            self.stats.add("superseded_windows" if superseded else "fallbacks")
         self._merge(job, poses, kinds)
 
     def _merge(self, job: _Job, poses: np.ndarray, kinds: list[str]) -> None:
@@ -307,6 +360,7 @@ class Engine:
                 if now > job.deadline:      # already too late: do not spend the model on it
                     self._resolve(job)
                 else:
+                    job.inflight = True
                     batch.append(job)
             self._inflight = batch
         if not batch:
@@ -435,15 +489,31 @@ class Engine:
             xy, conf, kind, seg = r
             out.append(OutputPose(sid, st.seq_out, t, kind, xy.astype(np.float32), conf.astype(np.float32), seg))
             st.seq_out += 1
+        self._frames_total += len(out)
         return out
 
     def _evict_idle(self, now: float) -> None:
         for sid in [s for s, st in self._streams.items()
                     if now - st.window.last_arrival > self.cfg.idle_timeout_s]:
-            del self._streams[sid]
-            self._cancel(sid)
-            self.stats.add("evictions")
-            log.info("stream %r evicted after %.1f s without keyframes", sid, self.cfg.idle_timeout_s)
+            self._evict(sid, f"after {self.cfg.idle_timeout_s:.1f} s without keyframes")
+
+    def _evict_for(self, newcomer: str, now: float) -> bool:
+        """Make room for a new stream: evict the idlest stream that shows nothing any more (no
+        keyframe for longer than its gap limit, past which its output has stopped). Streams that
+        send keyframes are never pushed out by newcomers, and ids kept alive with one message
+        each hold their place only for a gap limit (0.8 s before an interval is known)."""
+        idle = [(st.window.last_arrival, sid) for sid, st in self._streams.items()
+                if now - st.window.last_arrival > st.window.gap_limit()]
+        if not idle:
+            return False
+        self._evict(min(idle)[1], f"for the new stream {newcomer!r} (max_streams {self.cfg.max_streams})")
+        return True
+
+    def _evict(self, sid: str, why: str) -> None:
+        del self._streams[sid]
+        self._cancel(sid)
+        self.stats.add("evictions")
+        self._events("evict", "stream %r evicted %s", sid, why)
 
     # ------------------------------------------------------------ introspection
 
@@ -457,3 +527,11 @@ class Engine:
         with self._lock:
             extra = {"streams": len(self._streams), "pending_windows": sum(not j.done for j in self._jobs)}
         return self.stats.snapshot(**extra)
+
+    def push_frame(self, camera: str, capture_time: float, xy, conf=None, layout: str | None = None,
+                   ids=None, now: float | None = None):
+        """Several people of one camera frame, unordered: ``xy (N, J, 2)``, ``conf (N, J)``.
+        Each person becomes the stream ``<camera>/<person>``, identities from ``ids`` or a
+        tracker (``people.py``, which does the work); returns a ``people.FrameResult``."""
+        from .people import router_for
+        return router_for(self).push(camera, capture_time, xy, conf, layout, ids, now=now)

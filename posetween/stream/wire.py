@@ -1,8 +1,9 @@
 """The wire format (version 1): one ZeroMQ frame per message, ``TOPIC \\0 MSGPACK-BODY``.
 
-See README.md (section "Wire format"). Topics are ``pose/<stream id>`` (keyframes in, poses out) and
-``stats``; the NUL after the topic makes a prefix subscription to ``pose/cam1\\0`` match
-stream ``cam1`` only, and ``pose/`` every stream. The body is a msgpack map.
+See README.md (section "Wire format"). Topics are ``pose/<stream id>`` (keyframes in, poses out),
+``frame/<camera>`` (several people of one camera frame in; every person of a camera at an output
+tick out) and ``stats``; the NUL after the topic makes a prefix subscription to ``pose/cam1\\0``
+match stream ``cam1`` only, and ``pose/`` every stream. The body is a msgpack map.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .validate import InputError, check_seq, check_stream_id, check_time
 VERSION = 1
 SEP = b"\x00"
 POSE_PREFIX = b"pose/"
+FRAME_PREFIX = b"frame/"
 STATS_TOPIC = b"stats"
 MAX_MESSAGE_BYTES = 16 * 1024      # larger messages are dropped ("oversized")
 MAX_TOPIC_BYTES = 128
@@ -37,6 +39,18 @@ class KeyframeMessage:
     xy: Any                 # (J, 2) / flat 2J numbers / float32 array
     conf: Any | None
     layout: str | None
+    seq: int | None
+
+
+@dataclass
+class FrameMessage:
+    """A decoded multi-person frame: N people of one camera, each still in the source layout."""
+    camera: str
+    time: float
+    xy: np.ndarray          # (N, J, 2)
+    conf: np.ndarray        # (N, J)
+    layout: str | None
+    ids: list | None        # the detector's identities, or None (the service tracks people)
     seq: int | None
 
 
@@ -124,14 +138,132 @@ def decode_keyframe(msg: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> KeyframeM
                            layout, seq)
 
 
+def _person_array(value, name: str, i: int) -> np.ndarray:
+    arr = _array(value, f"people[{i}].{name}", name == "xy")
+    try:
+        return None if arr is None else np.asarray(arr, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError("bad_field", f"people[{i}].{name} must be numbers") from None
+
+
+def encode_frame(camera: str, time: float, xy, conf=None, layout: str | None = None, ids=None,
+                 seq: int | None = None, binary: bool = False) -> bytes:
+    """A multi-person frame message: ``xy (N, J, 2)``, ``conf (N, J)`` or None, ``ids`` (N
+    ints/strings, the detector's identities) or None. ``binary``: float32 bytes (smaller:
+    about 8 bytes a joint instead of 18, for many people or many joints)."""
+    xy = np.asarray(xy, dtype=np.float64).reshape(len(xy), -1, 2) if len(xy) else np.zeros((0, 0, 2))
+    pack = (lambda a: np.asarray(a, "<f4").tobytes()) if binary else (lambda a: np.asarray(a, np.float64).ravel().tolist())
+    people = []
+    for i in range(len(xy)):
+        person: dict[str, Any] = {"xy": pack(xy[i])}
+        if conf is not None:
+            person["conf"] = pack(conf[i])
+        if ids is not None:
+            person["id"] = ids[i] if isinstance(ids[i], str) else int(ids[i])
+        people.append(person)
+    body: dict[str, Any] = {"v": VERSION, "camera": camera, "t": float(time), "people": people}
+    if layout is not None:
+        body["layout"] = layout
+    if seq is not None:
+        body["seq"] = int(seq)
+    return FRAME_PREFIX + check_stream_id(camera).encode("ascii") + SEP + msgpack.packb(body, use_bin_type=True)
+
+
+def decode_frame(msg: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> FrameMessage:
+    """Check a multi-person frame's structure (raises :class:`InputError`); each pose is checked
+    by the engine."""
+    if len(msg) > max_bytes:
+        raise InputError("oversized", f"message of {len(msg)} bytes (limit {max_bytes})")
+    topic, body = _split(msg)
+    if not topic.startswith(FRAME_PREFIX):
+        raise InputError("bad_topic", f"topic {topic[:40]!r} is not frame/<camera>")
+    obj = _unpack(body)
+    camera = check_stream_id(obj.get("camera"))
+    if "/" in camera or topic[len(FRAME_PREFIX):] != camera.encode("ascii"):
+        raise InputError("bad_topic", f"topic {topic[:80]!r} does not match camera id {camera!r} (no '/' in it)")
+    if "t" not in obj:
+        raise InputError("bad_field", "field 't' (capture time, seconds) missing")
+    t = check_time(obj["t"])
+    seq = check_seq(obj.get("seq"))
+    layout = obj.get("layout")
+    if layout is not None and not isinstance(layout, str):
+        raise InputError("bad_field", "field 'layout' must be a string")
+    people = obj.get("people")
+    if not isinstance(people, list) or not all(isinstance(p, dict) for p in people):
+        raise InputError("bad_field", "field 'people' must be an array of maps")
+    xys, confs, ids = [], [], []
+    for i, p in enumerate(people):
+        xy = _person_array(p.get("xy"), "xy", i)
+        xy = xy.reshape(-1, 2) if xy.ndim == 1 and xy.size % 2 == 0 else xy
+        if xy.ndim != 2 or xy.shape[1] != 2 or (xys and len(xy) != len(xys[0])):
+            raise InputError("bad_joint_count", f"people[{i}].xy: every person needs the same J joints (J, 2)")
+        c = _person_array(p.get("conf"), "conf", i)
+        c = np.ones(len(xy)) if c is None else c.reshape(-1)
+        if c.shape != (len(xy),):
+            raise InputError("bad_joint_count", f"people[{i}]: {len(xy)} joints but {c.size} confidences")
+        pid = p.get("id")
+        if pid is not None and (isinstance(pid, bool) or not isinstance(pid, (int, str))):
+            raise InputError("bad_field", f"people[{i}].id must be an integer or a string")
+        xys.append(xy)
+        confs.append(c)
+        ids.append(pid)
+    if any(pid is None for pid in ids) and any(pid is not None for pid in ids):
+        raise InputError("bad_field", "give an id to every person of a frame or to none")
+    J = len(xys[0]) if xys else 0
+    return FrameMessage(camera, t, np.stack(xys) if xys else np.zeros((0, J, 2)),
+                        np.stack(confs) if confs else np.zeros((0, J)), layout,
+                        ids if ids and ids[0] is not None else None, seq)
+
+
+def decode_input(msg: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> KeyframeMessage | FrameMessage:
+    """A message of the service's input socket: a keyframe (``pose/``) or a frame (``frame/``)."""
+    if msg.startswith(FRAME_PREFIX):
+        return decode_frame(msg, max_bytes)
+    return decode_keyframe(msg, max_bytes)
+
+
 # ---------------------------------------------------------------- poses and stats (output)
 
 def encode_pose(pose: OutputPose, published: float) -> bytes:
-    body = {"v": VERSION, "stream": pose.stream, "seq": pose.seq, "t": float(pose.time), "kind": pose.kind,
-            "segment": pose.segment, "layout": pose.layout, "pub": float(published),
+    body = {"v": VERSION, **_pose_fields(pose), "pub": float(published)}
+    return POSE_PREFIX + pose.stream.encode("ascii") + SEP + msgpack.packb(body, use_bin_type=True)
+
+
+def _pose_fields(pose: OutputPose) -> dict:
+    return {"stream": pose.stream, "seq": pose.seq, "t": float(pose.time), "kind": pose.kind,
+            "segment": pose.segment, "layout": pose.layout,
             "xy": np.asarray(pose.xy, np.float64).reshape(-1).tolist(),
             "conf": np.asarray(pose.conf, np.float64).reshape(-1).tolist()}
-    return POSE_PREFIX + pose.stream.encode("ascii") + SEP + msgpack.packb(body, use_bin_type=True)
+
+
+def encode_camera_frame(camera: str, poses, published: float) -> bytes:
+    """Every person of one camera at one output tick: topic ``frame/<camera>``, ``people`` a list
+    of pose maps (the per-person message's fields, plus ``id``: the person part of the stream)."""
+    people = [{"id": p.stream.partition("/")[2], **_pose_fields(p)} for p in poses]
+    body = {"v": VERSION, "camera": camera, "pub": float(published), "people": people}
+    return FRAME_PREFIX + camera.encode("ascii") + SEP + msgpack.packb(body, use_bin_type=True)
+
+
+def decode_camera_frame(msg: bytes) -> tuple[str, list[OutputPose]]:
+    """``(camera, poses)`` of a ``frame/<camera>`` output message."""
+    topic, body = _split(msg)
+    if not topic.startswith(FRAME_PREFIX):
+        raise InputError("bad_topic", f"topic {topic[:40]!r} is not frame/<camera>")
+    obj = _unpack(body)
+    try:
+        return obj["camera"], [_pose_from(p, obj.get("pub")) for p in obj["people"]]
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError("bad_field", f"camera frame field problem: {e}") from None
+
+
+def _pose_from(obj: dict, published) -> OutputPose:
+    kind = obj["kind"]
+    if kind not in KINDS:
+        raise InputError("bad_field", f"unknown pose kind {kind!r}")
+    return OutputPose(stream=obj["stream"], seq=int(obj["seq"]), time=float(obj["t"]), kind=kind,
+                      xy=np.asarray(obj["xy"], np.float64).reshape(-1, 2),
+                      conf=np.asarray(obj["conf"], np.float64), segment=int(obj.get("segment", 0)),
+                      layout=obj.get("layout", "posetween19"), published=published)
 
 
 def encode_stats(data: dict, published: float) -> bytes:
@@ -149,13 +281,7 @@ def decode_output(msg: bytes) -> OutputPose | StatsMessage:
     if not topic.startswith(POSE_PREFIX):
         raise InputError("bad_topic", f"unknown topic {topic[:40]!r}")
     try:
-        kind = obj["kind"]
-        if kind not in KINDS:
-            raise InputError("bad_field", f"unknown pose kind {kind!r}")
-        return OutputPose(stream=obj["stream"], seq=int(obj["seq"]), time=float(obj["t"]), kind=kind,
-                          xy=np.asarray(obj["xy"], np.float64).reshape(-1, 2),
-                          conf=np.asarray(obj["conf"], np.float64), segment=int(obj.get("segment", 0)),
-                          layout=obj.get("layout", "posetween19"), published=obj.get("pub"))
+        return _pose_from(obj, obj.get("pub"))
     except (KeyError, TypeError, ValueError) as e:
         if isinstance(e, InputError):
             raise
