@@ -16,7 +16,7 @@ import argparse
 import json
 import logging
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +27,14 @@ from posetween.core import baselines, metrics
 from posetween.core.model import PoseTween, load_model
 from posetween.training.build_data import load_motions
 from posetween.training.config import SplitConfig, load_config
+from posetween.training.keypoint_sources import load_keypoints
 from posetween.training.splits import split_of
-from posetween.training.windows import Camera
+from posetween.core.skeleton import JOINT_INDEX, MID_HIP, NECK
+from posetween.training.windows import LAYOUT_MISSING, Camera, apply_layout
 
 log = logging.getLogger("posetween.eval")
 
+TUNING_MOTIONS = 40                # validation motions the One-Euro filter is tuned on
 INTERPOLATION_METHODS = ("model", "linear", "cubic", "curve", "one_euro")
 PREDICTION_METHODS = ("model", "constant_velocity", "linear", "one_euro")
 
@@ -46,8 +49,14 @@ class EvalSettings:
     missing: float = 0.10             # --noisy: share of keyframe joints missing
     views: int = 4
     seed: int = 0
-    one_euro_min_cutoff: float = 1.0  # Hz
+    layout: str = "posetween19"       # coco17: inputs and truth as a COCO-17 detector gives them
+    one_euro_min_cutoff: float = 1.0  # Hz (tuned on validation data when the data has some)
     one_euro_beta: float = 1.0        # per (torso length / s)
+
+
+# A COCO-17 detector's hip points are the lateral hip points (the greater trochanters), wider
+# than the joint centres motion capture gives: the hips are moved apart by this factor.
+COCO_HIP_WIDTH = 1.25
 
 
 @dataclass
@@ -79,6 +88,52 @@ def one_euro_keys(key_xy, key_conf, key_time, torso, s: EvalSettings) -> np.ndar
     return out
 
 
+def as_detector(world: torch.Tensor, gt: np.ndarray, layout: str) -> np.ndarray:
+    """Ground truth (T, J, 2) as a detector of ``layout`` reports it: for coco17, lateral hip
+    points (the hips of ``world`` (1, T, J, 3) moved apart before projection is the caller's
+    job), neck and mid-hip the means of the shoulders and hips, no hand centres or big toes."""
+    if layout == "posetween19":
+        return gt
+    if layout != "coco17":
+        raise ValueError(f"unknown evaluation layout {layout!r}: use posetween19 or coco17")
+    xy, lacking = apply_layout(torch.as_tensor(gt)[None], torch.tensor([list(LAYOUT_MISSING).index(layout)]))
+    out = xy[0].numpy().copy()
+    out[:, lacking[0].numpy()] = np.nan
+    return out
+
+
+def widen_hips(world: torch.Tensor, factor: float) -> torch.Tensor:
+    hips = [JOINT_INDEX["left_hip"], JOINT_INDEX["right_hip"]]
+    mid = world[..., hips, :].mean(-2, keepdim=True)
+    out = world.clone()
+    out[..., hips, :] = mid + factor * (world[..., hips, :] - mid)
+    return out
+
+
+def interval_windows(key_t: np.ndarray, key_xy: np.ndarray, key_conf: np.ndarray, query_t: np.ndarray,
+                     target: np.ndarray, newest: np.ndarray, torso: float, track: int, window: int,
+                     s: EvalSettings) -> dict:
+    """The windows of one track: keyframes (M, ...) at times key_t, and for each interval its
+    query times (I, Q), truth (I, Q, J, 2) and the index of the newest keyframe the engine has."""
+    filtered = one_euro_keys(key_xy, key_conf, key_t, torso, s)
+    # Pad K-1 empty slots in front so that every window has K slots (start of a stream).
+    pad = window - 1
+    pad_t = key_t[0] - (np.arange(pad, 0, -1)) / s.input_fps
+    P = lambda a, fill: np.concatenate([np.full((pad,) + a.shape[1:], fill), a])
+    idx = newest[:, None] + np.arange(window)        # in padded indexing
+    return dict(key_xy=P(key_xy, np.nan)[idx], key_conf=P(key_conf, 0.0)[idx],
+                key_time=np.concatenate([pad_t, key_t])[idx], query_time=query_t, target=target,
+                one_euro_keys=P(filtered, np.nan)[idx], torso=np.full(len(idx), torso),
+                track=np.full(len(idx), track))
+
+
+def intervals_for(M: int, lookahead: int) -> tuple[np.ndarray, np.ndarray]:
+    """Intervals (index of their left keyframe) among M keyframes, and the newest keyframe the
+    engine has when it fills each."""
+    intervals = np.arange(0, M - max(lookahead, 1))
+    return intervals, intervals + lookahead
+
+
 def build_windows(motions, window: int, s: EvalSettings) -> Windows:
     rng = np.random.default_rng(s.seed)
     parts, track = [], 0
@@ -92,21 +147,18 @@ def build_windows(motions, window: int, s: EvalSettings) -> Windows:
         stride, step = round(stride), round(step)
         T = len(m.joints)
         key_frames = np.arange(0, T, stride)
-        M = len(key_frames)
-        if s.lookahead >= 1:
-            intervals = np.arange(0, M - s.lookahead)
-            newest = intervals + s.lookahead
-        else:
-            intervals = np.arange(0, M - 1)
-            newest = intervals
+        intervals, newest = intervals_for(len(key_frames), s.lookahead)
         if len(intervals) == 0:
             continue
         query_frames = key_frames[intervals, None] + step * np.arange(1, stride // step + 1)
         times = np.arange(T) / m.fps
         world = torch.as_tensor(m.joints, dtype=torch.float32)[None]
+        if s.layout == "coco17":
+            world = widen_hips(world, COCO_HIP_WIDTH)
         for v in range(s.views):
             gt = camera_for(f"{m.subset}/{m.name}", v, s.seed).project(world)[0].double().numpy()
             torso_seq = np.nanmean(np.linalg.norm(gt[:, 1] - gt[:, 8], axis=-1))
+            gt = as_detector(world, gt, s.layout)
             key_xy = gt[key_frames].copy()
             key_conf = np.ones(key_xy.shape[:2])
             if s.noisy:
@@ -114,19 +166,33 @@ def build_windows(motions, window: int, s: EvalSettings) -> Windows:
                 key_conf[rng.random(key_conf.shape) < s.missing] = 0
             key_conf[~np.isfinite(key_xy).all(-1)] = 0
             key_xy[key_conf == 0] = np.nan
-            key_t = times[key_frames]
-            filtered = one_euro_keys(key_xy, key_conf, key_t, torso_seq, s)
-            # Pad K-1 empty slots in front so that every window has K slots (start of a stream).
-            pad = window - 1
-            pad_t = key_t[0] - (np.arange(pad, 0, -1)) / s.input_fps
-            P = lambda a, fill: np.concatenate([np.full((pad,) + a.shape[1:], fill), a])
-            idx = newest[:, None] + np.arange(window)        # in padded indexing
-            parts.append(dict(
-                key_xy=P(key_xy, np.nan)[idx], key_conf=P(key_conf, 0.0)[idx],
-                key_time=np.concatenate([pad_t, key_t])[idx], query_time=times[query_frames],
-                target=gt[query_frames], one_euro_keys=P(filtered, np.nan)[idx],
-                torso=np.full(len(idx), torso_seq), track=np.full(len(idx), track)))
+            parts.append(interval_windows(times[key_frames], key_xy, key_conf, times[query_frames],
+                                          gt[query_frames], newest, torso_seq, track, window, s))
             track += 1
+    return concat_windows(parts)
+
+
+def build_keypoint_windows(tracks, window: int, every: int, s: EvalSettings) -> Windows:
+    """Windows over real 2D keypoint tracks: every ``every``-th real frame is a keyframe, and the
+    truth is the real frames left out (missing where the detector missed them)."""
+    parts = []
+    for n, tr in enumerate(tqdm(tracks, desc="windows", leave=False)):
+        T = len(tr.xy)
+        key_frames = np.arange(0, T, every)
+        intervals, newest = intervals_for(len(key_frames), s.lookahead)
+        torso = np.nanmean(np.linalg.norm(tr.xy[:, NECK] - tr.xy[:, MID_HIP], axis=-1))
+        if len(intervals) == 0 or not np.isfinite(torso) or torso <= 0:
+            continue
+        query_frames = key_frames[intervals, None] + np.arange(1, every + 1)
+        times = np.arange(T) / tr.fps
+        truth = np.where(tr.conf[..., None] > 0, tr.xy, np.nan)
+        parts.append(interval_windows(times[key_frames], truth[key_frames], tr.conf[key_frames],
+                                      times[query_frames], truth[query_frames], newest, torso, n, window,
+                                      replace(s, input_fps=tr.fps / every)))
+    return concat_windows(parts)
+
+
+def concat_windows(parts: list[dict]) -> Windows:
     if not parts:
         raise ValueError("no motion is long enough for these settings")
     return Windows(**{k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
@@ -167,7 +233,7 @@ def run_method(name: str, model: PoseTween | None, w: Windows) -> np.ndarray:
 
 
 def score(pred: np.ndarray, w: Windows) -> dict[str, float]:
-    dists, coords, accels, unanswered = [], [], [], 0
+    dists, coords, accels, firsts, unanswered = [], [], [], [], 0
     # The last query of each interval is the keyframe at its right end: not "between".
     for track in np.unique(w.track):
         rows = np.flatnonzero(w.track == track)
@@ -177,12 +243,51 @@ def score(pred: np.ndarray, w: Windows) -> dict[str, float]:
         dists.append(e["dist"])
         coords.append(e["coord"])
         unanswered += e["unanswered"]
+        # The first output frame after the interval's left keyframe: where moving a clean keyframe shows.
+        firsts.append(metrics.position_errors(p[:, 0], g[:, 0], torso)["dist"])
         accels.append(metrics.acceleration_error(p.reshape(-1, *p.shape[2:]), g.reshape(-1, *g.shape[2:]), torso))
-    return metrics.summarize(dists, coords, accels, unanswered)
+    out = metrics.summarize(dists, coords, accels, unanswered)
+    first = np.concatenate(firsts)
+    out["first"] = float(first.mean()) if first.size else float("nan")
+    return out
 
 
-def evaluate(model: PoseTween, motions, s: EvalSettings) -> dict:
-    w = build_windows(motions, model.cfg.window, s)
+ONE_EURO_GRID = {"min_cutoff": (0.25, 0.5, 1.0, 2.0, 4.0, 8.0), "beta": (0.0, 0.05, 0.2, 1.0, 5.0)}
+
+
+def tune_one_euro(validation: Windows, s: EvalSettings) -> tuple[float, float]:
+    """The One-Euro filter's (min_cutoff, beta) with the lowest MPJPE (filtered keyframes, then
+    linear) on validation windows, from ONE_EURO_GRID: the baseline at its best, not at
+    arbitrary defaults."""
+    best, params = np.inf, (s.one_euro_min_cutoff, s.one_euro_beta)
+    rows = np.unique(validation.track)
+    for mc in ONE_EURO_GRID["min_cutoff"]:
+        for beta in ONE_EURO_GRID["beta"]:
+            trial = EvalSettings(**{**asdict(s), "one_euro_min_cutoff": mc, "one_euro_beta": beta})
+            keys = np.concatenate([one_euro_keys_of(validation, t, trial) for t in rows])
+            err = score(run_method("one_euro", None, replace(validation, one_euro_keys=keys)), validation)["mpjpe"]
+            if err < best:
+                best, params = err, (mc, beta)
+    return params
+
+
+def one_euro_keys_of(w: Windows, track: int, s: EvalSettings) -> np.ndarray:
+    """One track's windows' keyframes through a One-Euro filter run along the track, as
+    ``interval_windows`` does: each window holds the filter's state at its keyframes."""
+    rows = np.flatnonzero(w.track == track)
+    key_xy, key_conf, key_time = w.key_xy[rows], w.key_conf[rows], w.key_time[rows]
+    # The track's keyframes in order: the first window's, then each next window's newest.
+    seq_xy = np.concatenate([key_xy[0], key_xy[1:, -1]])
+    seq_conf = np.concatenate([key_conf[0], key_conf[1:, -1]])
+    seq_t = np.concatenate([key_time[0], key_time[1:, -1]])
+    filtered = one_euro_keys(seq_xy, seq_conf, seq_t, w.torso[rows[0]], s)
+    K = key_xy.shape[1]
+    return filtered[np.arange(len(rows))[:, None] + np.arange(K)]
+
+
+def evaluate(model: PoseTween, motions, s: EvalSettings, windows: Windows | None = None) -> dict:
+    """Every method on the windows of ``motions`` (or on ``windows``, when given)."""
+    w = windows if windows is not None else build_windows(motions, model.cfg.window, s)
     methods = PREDICTION_METHODS if s.lookahead == 0 else INTERPOLATION_METHODS
     results = {}
     for name in tqdm(methods, desc=f"{s.input_fps:g} fps", leave=False):
@@ -194,12 +299,12 @@ def evaluate(model: PoseTween, motions, s: EvalSettings) -> dict:
 
 def markdown_table(results: dict) -> str:
     methods = [k for k in results if k != "settings"]
-    cols = ("mpjpe", "pck@0.1", "accel", "mse", "mae", "max")
+    cols = ("mpjpe", "first", "pck@0.1", "accel", "mse", "mae", "max")
     base = "linear" if "linear" in results else methods[1]
     lines = ["| method | " + " | ".join(cols) + f" | mpjpe / {base} |", "|---" * (len(cols) + 2) + "|"]
     for m in methods:
         r = results[m]
-        lines.append(f"| {m} | " + " | ".join(f"{r[c]:.4f}" for c in cols)
+        lines.append(f"| {m} | " + " | ".join(f"{r.get(c, float('nan')):.4f}" for c in cols)
                      + f" | {r['mpjpe'] / results[base]['mpjpe']:.3f} |")
     return "\n".join(lines)
 
@@ -228,6 +333,7 @@ def write_report(path: Path, by_fps: dict[float, dict], title: str) -> None:
     settings = by_fps[rates[0]]["settings"]
     parts = [f"# {title}", "", f"![error against input rate]({plot.name})", "",
              "Errors in torso lengths (neck to mid-hip), on the frames between keyframes; "
+             "`first`: the MPJPE of the first output frame after each keyframe; "
              "accel in torso lengths per output frame squared.", "",
              "Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items() if k != "input_fps"), ""]
     for r in rates:
@@ -238,15 +344,24 @@ def write_report(path: Path, by_fps: dict[float, dict], title: str) -> None:
 def register(sub) -> None:
     p = sub.add_parser("eval", help="evaluate the model against linear, cubic and One-Euro baselines",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="HDF5 from `posetween data build`")
+    p.add_argument("--data", help="HDF5 from `posetween data build` (with --keypoints: only to tune One-Euro)")
+    p.add_argument("--keypoints", help="real 2D keypoints instead of motion capture: SPEED21's "
+                   "speed21_keypoints2d.npz or the football penalties folder; every --every-th real "
+                   "frame is a keyframe, the frames left out are the truth")
+    p.add_argument("--every", type=int, default=4, help="with --keypoints: keep every N-th frame (default 4)")
     p.add_argument("--split", default="test", choices=("train", "validation", "test", "all"))
     p.add_argument("--split-config", default=None,
                    help="training YAML whose data.split defines the splits (default: split by take, 5%% val, 10%% test)")
-    p.add_argument("--input-fps", type=float, nargs="+", required=True,
+    p.add_argument("--input-fps", type=float, nargs="+", default=[7.5],
                    help="keyframe rate(s); with several, the JSON's methods are for the first and the report plots all")
     p.add_argument("--output-fps", type=float, help="output rate (default: the data's rate)")
     p.add_argument("--lookahead", type=int, default=1)
     p.add_argument("--noisy", action="store_true", help="4%% torso noise on every keyframe joint, 10%% joints missing")
+    p.add_argument("--layout", default="posetween19", choices=("posetween19", "coco17"),
+                   help="coco17: inputs and truth as a COCO-17 detector gives them (lateral hip points, "
+                        "neck and mid-hip the means of shoulders and hips, no hand centres or big toes)")
+    p.add_argument("--no-tune-one-euro", action="store_true",
+                   help="keep the One-Euro filter at 1 Hz / 1 instead of tuning it on the validation split")
     p.add_argument("--model", help="model file (default: the shipped default model)")
     p.add_argument("--views", type=int, default=4, help="fixed virtual cameras per motion")
     p.add_argument("--subset", nargs="+", metavar="NAME",
@@ -259,19 +374,35 @@ def register(sub) -> None:
 
 def _run(args) -> int:
     split_cfg = load_config(args.split_config).data.split if args.split_config else SplitConfig()
-    motions = [m for m in load_motions(args.data, subsets=args.subset)
-               if args.split == "all" or split_of(m.subset, m.name, split_cfg) == args.split]
+    if not args.data and not args.keypoints:
+        raise SystemExit("eval: give --data (motion capture) or --keypoints (real 2D keypoints)")
+    if args.keypoints:
+        motions = load_keypoints(args.keypoints)
+    else:
+        motions = [m for m in load_motions(args.data, subsets=args.subset)
+                   if args.split == "all" or split_of(m.subset, m.name, split_cfg) == args.split]
     if args.limit:
         motions = motions[:args.limit]
     if not motions:
-        raise SystemExit(f"no motions in split {args.split!r} of {args.data}")
+        raise SystemExit(f"no motions in split {args.split!r} of {args.data or args.keypoints}")
     model = load_model(args.model)
+    # The One-Euro filter is tuned on the validation split of the training sources (a sample).
+    validation = [] if args.no_tune_one_euro or not args.data else [
+        m for m in load_motions(args.data) if split_of(m.subset, m.name, split_cfg) == "validation"]
+    validation = validation[::max(1, len(validation) // TUNING_MOTIONS)]
     by_fps = {}
     for fps in args.input_fps:
         s = EvalSettings(input_fps=fps, output_fps=args.output_fps, lookahead=args.lookahead,
-                         noisy=args.noisy, views=args.views)
-        by_fps[fps] = evaluate(model, motions, s)
-        by_fps[fps]["settings"].update(data=args.data, split=args.split, model=args.model or "default")
+                         noisy=args.noisy, views=args.views, layout=args.layout)
+        if validation:
+            tuning = build_windows(validation, model.cfg.window, replace(s, views=1, output_fps=30.0))
+            s.one_euro_min_cutoff, s.one_euro_beta = tune_one_euro(tuning, s)
+            log.info("One-Euro tuned on %d validation motions: min_cutoff %g Hz, beta %g",
+                     len(validation), s.one_euro_min_cutoff, s.one_euro_beta)
+        windows = build_keypoint_windows(motions, model.cfg.window, args.every, s) if args.keypoints else None
+        by_fps[fps] = evaluate(model, motions, s, windows)
+        by_fps[fps]["settings"].update(data=args.keypoints or args.data, split=args.split,
+                                       model=args.model or "default")
         print(f"\n{fps:g} fps in, lookahead {args.lookahead}{', noisy' if args.noisy else ''}:")
         print(markdown_table(by_fps[fps]))
     out = dict(by_fps[args.input_fps[0]])
