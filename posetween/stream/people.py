@@ -30,6 +30,7 @@ the layout has, and gates with the engine's own limits so that a match never bec
 
 from __future__ import annotations
 
+import time
 import weakref
 from collections import deque
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from . import wire
 from .frames import OutputPose
 from .validate import MIN_CONF, InputError, TimeUnits, check_stream_id, check_time, to_model_pose
 
@@ -297,3 +299,9 @@ def camera_frames(poses: list[OutputPose]) -> list[CameraFrame]:
             out.append(frame)
         frame.people.append(p)
     return out
+
+
+def camera_messages(poses: list[OutputPose], published: float | None = None) -> list[bytes]:
+    """The ``frame/<camera>`` output messages of a batch of rendered poses (see ``wire.py``)."""
+    published = time.time() if published is None else published
+    return [wire.encode_camera_frame(f.camera, f.people, published) for f in camera_frames(poses)]

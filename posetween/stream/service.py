@@ -22,12 +22,14 @@ import logging
 import sys
 import threading
 import time
+from itertools import chain
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from . import wire
 from .engine import Engine
+from .people import camera_messages
 from .stats import RateLimitedLog, summary_line
 from .validate import InputError
 
@@ -89,6 +91,7 @@ class Service:
             sub.setsockopt(zmq.MAXMSGSIZE, 4 * self.max_message_bytes)
             sub.setsockopt(zmq.RCVHWM, self.hwm)
             sub.setsockopt(zmq.SUBSCRIBE, wire.POSE_PREFIX)
+            sub.setsockopt(zmq.SUBSCRIBE, wire.FRAME_PREFIX)   # several people per message (people.py)
             pub.setsockopt(zmq.SNDHWM, self.hwm)
             sub.bind(self.in_address)
             pub.bind(self.out_address)
@@ -161,8 +164,11 @@ class Service:
                             break
                         now = engine.now()
                         try:
-                            m = wire.decode_keyframe(msg, self.max_message_bytes)
-                            engine.push(m.stream, m.time, m.xy, m.conf, m.layout, m.seq, now=now)
+                            m = wire.decode_input(msg, self.max_message_bytes)
+                            if isinstance(m, wire.FrameMessage):
+                                engine.push_frame(m.camera, m.time, m.xy, m.conf, m.layout, m.ids, now=now)
+                            else:
+                                engine.push(m.stream, m.time, m.xy, m.conf, m.layout, m.seq, now=now)
                         except InputError as e:
                             engine.drop(e.reason, str(e))
                         except Exception as e:  # a bug must not stop every other stream
@@ -207,9 +213,10 @@ class Service:
                 if nt is not None and nt > now:
                     time.sleep(min(nt - now, 0.05))
                     continue
-                for pose in engine.render(fresh=True):
+                poses = engine.render(fresh=True)
+                for msg in chain((wire.encode_pose(p, time.time()) for p in poses), camera_messages(poses)):
                     try:
-                        pub.send(wire.encode_pose(pose, time.time()), zmq.NOBLOCK)
+                        pub.send(msg, zmq.NOBLOCK)
                     except zmq.Again:
                         engine.stats.add("send_dropped")
                 now = engine.now()
