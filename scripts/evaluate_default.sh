@@ -1,19 +1,49 @@
 #!/usr/bin/env bash
-# Evaluates a model (default: the shipped one) on the Bandai test split, as in the model card:
-# 3.75 / 7.5 / 15 fps in, 30 fps out, lookahead 1 and 0, clean and noisy input; lookahead 2 at 7.5 fps.
+# Evaluates a model (default: the shipped one) as in its model card (`make eval`):
+#  - the Bandai test split: 3.75 / 7.5 / 15 fps in, 30 fps out, lookahead 1 and 0, clean and noisy
+#    input; lookahead 2 at 7.5 fps; COCO-17 inputs at 7.5 fps;
+#  - every source kept out of training (CMU subject 131, HDM05 actors mm and tr, the ballroom set),
+#    full-rate output, lookahead 1, clean and noisy, all joints and COCO-17 inputs, 3.75 to 30 fps;
+#  - real 2D keypoints from video (SPEED21 climbing, football penalties): every 4th real frame in,
+#    the frames left out as the (noisy) truth.
 #   bash scripts/evaluate_default.sh [MODEL.pt] [OUT_DIR]
 set -euo pipefail
 MODEL=${1:-}
 OUT=${2:-out/eval}
-DATA=${DATA:-data/bandai.h5}
+DATA=${DATA:-data/multi.h5}
+SRC=${SRC:-data/src}
 BIN=${BIN:-.venv/bin}
 mkdir -p "$OUT"
-common=(--data "$DATA" --split test --split-config configs/default.yaml --output-fps 30)
-[ -n "$MODEL" ] && common+=(--model "$MODEL")
+model=()
+[ -n "$MODEL" ] && model=(--model "$MODEL")
+eval_=("$BIN/posetween" eval --data "$DATA" --split-config configs/default.yaml "${model[@]}")
+
+bandai=("${eval_[@]}" --split test --subset bandai-namco-1 bandai-namco-2 --output-fps 30)
 for la in 1 0; do
-  "$BIN/posetween" eval "${common[@]}" --input-fps 7.5 3.75 15 --lookahead $la --json "$OUT/clean-lookahead$la.json"
-  "$BIN/posetween" eval "${common[@]}" --input-fps 7.5 3.75 15 --lookahead $la --noisy --json "$OUT/noisy-lookahead$la.json"
+  "${bandai[@]}" --input-fps 7.5 3.75 15 --lookahead $la --json "$OUT/clean-lookahead$la.json"
+  "${bandai[@]}" --input-fps 7.5 3.75 15 --lookahead $la --noisy --json "$OUT/noisy-lookahead$la.json"
 done
 # What one more keyframe past the interval buys (offline quality), at the middle rate.
-"$BIN/posetween" eval "${common[@]}" --input-fps 7.5 --lookahead 2 --json "$OUT/clean-lookahead2.json"
+"${bandai[@]}" --input-fps 7.5 --lookahead 2 --json "$OUT/clean-lookahead2.json"
+"${bandai[@]}" --input-fps 7.5 --layout coco17 --json "$OUT/clean-coco17-lookahead1.json"
+
+# Sources never seen in training, at their full rate.
+held_out() {   # held_out NAME VIEWS RATES... -- SUBSETS...
+  local name=$1 views=$2; shift 2
+  local rates=(); while [ "$1" != "--" ]; do rates+=("$1"); shift; done; shift
+  for noise in clean noisy; do
+    for layout in posetween19 coco17; do
+      "${eval_[@]}" --split test --subset "$@" --views "$views" --input-fps "${rates[@]}" --layout $layout \
+        $([ $noise = noisy ] && echo --noisy) --json "$OUT/source-$name-$noise-$layout.json"
+    done
+  done
+}
+held_out cmu-131 4 7.5 3.75 15 30 -- cmu-131
+held_out hdm05-mm-tr 4 7.5 3.75 15 30 -- hdm05-mm hdm05-tr
+held_out ballroom 2 7.5 3.75 15 -- music2dance-ballroom   # 30 fps data: no frame between 30 fps keyframes
+
+# Real 2D keypoints from video.
+"${eval_[@]}" --keypoints "$SRC/speed21-climbing-2d/speed21_keypoints2d.npz" --json "$OUT/video-speed21.json"
+"${eval_[@]}" --keypoints "$SRC/football-penalties-centernet-2d/penaltiesv1" --json "$OUT/video-football.json"
+
 "$BIN/python" scripts/model_card.py "$OUT" ${MODEL:+--model "$MODEL"}
