@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 SHARED ?= ../shared/data
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup test demo data train eval model-card bench clean
+.PHONY: setup test demo data train train-open eval model-card bench clean
 
 $(BIN)/posetween: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ data: data/bandai.h5 data/multi.h5
 # Trains the default model in its stages and ships it (resumable: run again to continue).
 train: data
 	BIN=$(BIN) bash scripts/train_default.sh
+
+# The `open` model: only commercially usable motion (CMU, HDM05), from scratch.
+train-open: data/multi.h5
+	BIN=$(BIN) bash scripts/train_open.sh
 
 # The default model's evaluation, as reported in its model card: the Bandai test split and
 # every source kept out of training.

@@ -26,6 +26,9 @@ class SplitConfig:
 class DataConfig:
     path: str = "data/bandai.h5"
     split: SplitConfig = field(default_factory=SplitConfig)
+    # Only these subsets (sources) of the file, e.g. those whose licence allows commercial use
+    # (the `open` model); empty: every subset.
+    subsets: list[str] = field(default_factory=list)
     # Sampling weight per subset (the first name prefix that matches; default 1): clips are drawn
     # in proportion to their frame count times this, so that small sources are not drowned out.
     subset_weights: dict[str, float] = field(default_factory=dict)

@@ -47,7 +47,8 @@ def subset_weight(subset: str, weights: dict[str, float]) -> float:
 
 
 def load_clips(cfg: TrainConfig, split: str) -> MotionClips:
-    motions = [m for m in load_motions(cfg.data.path) if split_of(m.subset, m.name, cfg.data.split) == split]
+    motions = [m for m in load_motions(cfg.data.path, subsets=cfg.data.subsets or None)
+               if split_of(m.subset, m.name, cfg.data.split) == split]
     return MotionClips.from_motions([(f"{m.subset}/{m.name}", m.fps, m.joints) for m in motions],
                                     [subset_weight(m.subset, cfg.data.subset_weights) for m in motions])
 
