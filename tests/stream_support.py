@@ -104,3 +104,43 @@ def moving_pose(t: float, speed: float = 40.0) -> np.ndarray:
     for j in (6, 7, 17):      # left arm
         p[j, 1] -= swing
     return p
+
+
+class LivePublisher:
+    """Publishes one stream at ``fps`` in a thread, as a live detector: keyframe k is sent at
+    wall-clock ``start + k / fps`` stamped with capture time ``that + shift`` (``shift``: the
+    source clock's offset from this machine's, changed at any time to simulate a clock jump).
+    ``sent`` records (wall time sent, capture time, seq)."""
+
+    def __init__(self, address: str, stream: str = "live", fps: float = 15.0, *, wait: bool = True):
+        from posetween.stream.client import PosePublisher
+        self.pub = PosePublisher(address, wait=2.0 if wait else 0)
+        self.stream, self.fps, self.shift = stream, fps, 0.0
+        self.sent: list[tuple[float, float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> "LivePublisher":
+        self._thread.start()
+        return self
+
+    def _run(self):
+        start, k = time.time(), 0
+        while not self._stop.is_set():
+            wall = start + k / self.fps
+            time.sleep(max(0.0, wall - time.time()))
+            capture = wall + self.shift
+            self.pub.send(self.stream, capture, moving_pose(k / self.fps), np.ones(19), seq=k)
+            self.sent.append((time.time(), capture, k))
+            k += 1
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(5)
+        self.pub.close()
+
+
+def delays(poses, shift: float = 0.0) -> np.ndarray:
+    """Publish time minus the capture time each pose stands for (seconds), for a source whose
+    clock ran ``shift`` ahead of this machine's."""
+    return np.array([p.published - (p.time - shift) for p in poses])

@@ -15,6 +15,9 @@ class EngineConfig:
                                        # (not part of the delay: the previous window's lead covers it)
     extra_delay_ms: float = 0.0        # added to the output delay (margin for arrival jitter)
     max_lag_slew: float = 0.02         # output time may run this much fast/slow while the delay adapts
+    max_lag_error_s: float = 0.1       # a lag further than this from its target (a stale backlog, a
+                                       # changed network delay) is set at once, as a new segment:
+                                       # slewing 1 s away at 0.02 s/s would take 50 s
     max_catchup_s: float = 0.25        # an output clock further behind than this skips ticks
 
     # Model queries
@@ -36,7 +39,11 @@ class EngineConfig:
     max_scale_change: float = 1.8      # body size ratio between consecutive keyframes; beyond: restart
     initial_interval_s: float = 0.2    # input interval assumed before a stream has shown its own
     interval_window: int = 16          # recent intervals whose median is the input interval
-    offset_window: int = 64            # recent messages whose minimum (arrival - capture) maps clocks
+    offset_window: int = 64            # recent messages whose minimum (arrival - capture) maps clocks ...
+    offset_window_s: float = 2.0       # ... of those that arrived within this long of the newest (at
+                                       # least the newest 4): a later delivery is noticed after this long
+    max_interval_s: float = 2.0        # longest input interval (minimum input rate: 0.5 fps); a stream's
+                                       # second keyframe may come this late; longer gaps still restart
     idle_timeout_s: float = 5.0        # a stream without an accepted keyframe this long is evicted
     max_streams: int = 64
 
@@ -60,6 +67,8 @@ class EngineConfig:
             problems.append(f"max_gap_intervals must be > 1 (got {self.max_gap_intervals})")
         if not self.max_scale_change > 1:
             problems.append(f"max_scale_change must be > 1 (got {self.max_scale_change})")
+        if self.max_lag_error_s <= 0 or self.offset_window_s <= 0 or self.max_interval_s <= 0:
+            problems.append("max_lag_error_s, offset_window_s and max_interval_s must be > 0")
         if self.horizon_intervals <= 0 or self.blend_s < 0 or self.initial_interval_s <= 0:
             problems.append("horizon_intervals and initial_interval_s must be > 0, blend_s >= 0")
         if problems:

@@ -116,6 +116,14 @@ class Track:
     def note_keyframe(self, t: float) -> None:
         self.key_times.append(t)
 
+    def has_segment(self, seg: int) -> bool:
+        """Whether any sample belongs to segment ``seg``."""
+        return any(s.seg == seg for s in reversed(self.samples))
+
+    def shown_segment(self) -> int | None:
+        """The segment of the last rendered output (None before any)."""
+        return None if self.last is None else self.last.seg
+
     # ------------------------------------------------------------ reading
 
     def render(self, t: float, hold_s: float, key_tolerance: float):

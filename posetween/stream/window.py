@@ -3,16 +3,26 @@
 The window is keyed by the source's capture timestamps (never arrival times). A keyframe is
 
 * dropped when its sequence number is not above the previous one (``repeated_seq``) or its
-  capture time is not later than the previous keyframe's (``time_backwards``);
-* a *restart* (a new segment: nothing is interpolated across it) after a gap longer than
-  ``max_gap_intervals`` input intervals, when the body centre moves further than a person can
-  (``max_jump_torso + max_jump_torso_per_s * dt`` torso lengths), or when the body's size
-  changes by more than ``max_scale_change`` (a detector switching to another person); a
-  sequence number that starts again after a gap is a restarted source, also a restart;
+  capture time is not later than the previous keyframe's (``time_backwards``), both by less
+  than a gap (a reordered or repeated message);
+* a *restart* at once (a new segment: nothing is interpolated across it) after a gap longer
+  than ``max_gap_intervals`` input intervals in capture time *and* in arrival time (the source
+  paused);
+* a *conflict* when it contradicts the live segment while the source has not paused: the
+  capture clock jumped (forwards or backwards by more than a gap, or the sequence numbers
+  started again), or the body centre moved further than a person can (``max_jump_torso +
+  max_jump_torso_per_s * dt`` torso lengths) or changed size by more than ``max_scale_change``
+  (a detector switching to another person). A conflict is a restart only when the next
+  keyframe confirms it (follows the conflicting one, not the live segment); otherwise it is
+  dropped (``conflict``). So one keyframe stamped far in the future, or a second body sent on
+  the same id, cannot restart the stream on every keyframe; a real clock jump or person switch
+  costs one keyframe;
 * otherwise appended.
 
-Everything is bounded: K keyframes, and short histories for the interval and clock-offset
-estimates.
+The input interval is the median of recent capture intervals; until a stream has shown one,
+its second keyframe may come up to ``max_interval_s`` after the first (the minimum input
+rate). Everything is bounded: K keyframes, and short histories for the interval and
+clock-offset estimates.
 """
 
 from __future__ import annotations
@@ -35,6 +45,8 @@ class Decision:
     action: str              # accept | start | restart | drop
     reason: str | None = None
     detail: str = ""
+    first: Keyframe | None = None   # a confirmed restart begins with the conflicting keyframe before
+    conflict: str | None = None     # a dropped conflict: what the restart would be (jump, clock_jump...)
 
 
 def _median(sorted_values: list[float]) -> float:
@@ -60,11 +72,12 @@ class StreamWindow:
         self.intervals: deque[float] = deque(maxlen=cfg.interval_window)
         self._interval = cfg.initial_interval_s   # median of intervals, updated on add
         self._torsos: deque[float] = deque(maxlen=window)   # torso length of each keyframe (NaN: unseen)
-        self.offsets: deque[float] = deque(maxlen=cfg.offset_window)
-        self.segment = -1            # becomes 0 with the first keyframe
+        self.offsets: deque[tuple[float, float]] = deque(maxlen=cfg.offset_window)   # (arrival, arrival - capture)
+        self.segment = -1            # set by the engine at each start and restart
         self.last_seq: int | None = None
         self.last_time: float | None = None
         self.last_arrival: float | None = None
+        self.pending: tuple[Keyframe, str, str] | None = None   # a conflicting keyframe, its reason, detail
 
     # ------------------------------------------------------------ estimates
 
@@ -73,9 +86,21 @@ class StreamWindow:
         return self._interval
 
     def offset(self) -> float:
-        """Local clock minus capture clock: minimum of (arrival - capture) over recent messages
-        (the fastest delivery; later ones waited in queues)."""
-        return min(self.offsets)
+        """Local clock minus capture clock: minimum of (arrival - capture) over the messages that
+        arrived within ``offset_window_s`` of the newest (at least the newest 4): the fastest
+        delivery, the others waited in queues. Burst-delivered stale keyframes do not hold it
+        up (the newest of the burst is the fastest), and a delivery that became slower for good
+        is noticed after ``offset_window_s``."""
+        newest = self.offsets[-1][0]
+        recent = [o for i, (a, o) in enumerate(reversed(self.offsets))
+                  if i < 4 or newest - a <= self.cfg.offset_window_s]
+        return min(recent)
+
+    def gap_limit(self) -> float:
+        """Longest capture-time step that continues the segment. Before the stream has shown its
+        interval (two keyframes), the minimum input rate's: a 1 fps stream is not a gap."""
+        limit = self.cfg.max_gap_intervals * self.interval()
+        return limit if self.intervals else max(limit, self.cfg.max_interval_s)
 
     def torso(self) -> float | None:
         """Median torso length (neck to mid-hip) over the window's keyframes that show it."""
@@ -84,27 +109,63 @@ class StreamWindow:
 
     # ------------------------------------------------------------ life rules
 
-    def check(self, time: float, xy: np.ndarray, conf: np.ndarray, seq: int | None) -> Decision:
+    def check(self, time: float, xy: np.ndarray, conf: np.ndarray, seq: int | None,
+              arrival: float | None = None) -> Decision:
+        """What to do with a keyframe (``arrival``: its local arrival time; None: as if it came
+        one capture step after the previous one). Changes nothing but the pending conflict."""
         if self.last_time is None:
             return Decision(START)
-        gap_limit = self.cfg.max_gap_intervals * self.interval()
+        gap_limit = self.gap_limit()
         dt = time - self.last_time
+        waited = dt if arrival is None else arrival - self.last_arrival
+        paused = waited > gap_limit        # nothing arrived for a gap: start again at once
+        conflict = None
         if seq is not None and self.last_seq is not None and seq <= self.last_seq:
-            if dt > gap_limit:
-                return Decision(RESTART, "source_restart", f"sequence {seq} after {self.last_seq}, {dt:.3f} s later")
-            return Decision(DROP, "repeated_seq", f"sequence number {seq} not above {self.last_seq}")
-        if dt <= 0:
-            return Decision(DROP, "time_backwards",
-                            f"capture time {time:.6f} not after the previous keyframe's {self.last_time:.6f}")
-        if dt > gap_limit:
-            return Decision(RESTART, "gap", f"{dt:.3f} s since the previous keyframe (limit {gap_limit:.3f} s)")
-        jump = self._jump(xy, conf, dt)
-        if jump:
-            return Decision(RESTART, "jump", jump)
-        return Decision(ACCEPT)
+            if abs(dt) <= gap_limit and not paused:
+                return Decision(DROP, "repeated_seq", f"sequence number {seq} not above {self.last_seq}")
+            conflict = ("source_restart", f"sequence {seq} after {self.last_seq}, {dt:+.3f} s of capture time")
+        elif dt <= 0:
+            if -dt <= gap_limit and not paused:
+                return Decision(DROP, "time_backwards",
+                                f"capture time {time:.6f} not after the previous keyframe's {self.last_time:.6f}")
+            conflict = ("clock_jump", f"capture time went back {-dt:.3f} s")
+        elif dt > gap_limit:
+            if paused:
+                return Decision(RESTART, "gap", f"{dt:.3f} s since the previous keyframe (limit {gap_limit:.3f} s)")
+            conflict = ("clock_jump", f"capture time went {dt:.3f} s forwards in {waited:.3f} s")
+        else:
+            jump = self._jump(self.keys[-1] if self.keys else None, xy, conf, dt)
+            if jump:
+                conflict = ("jump", jump)
+        if conflict is None:
+            return Decision(ACCEPT)
+        if paused:
+            return Decision(RESTART, *conflict)
+        first = self._confirms(time, xy, conf, seq)
+        if first is not None:
+            return Decision(RESTART, self.pending[1], self.pending[2].replace("unconfirmed", "confirmed"), first)
+        held = Keyframe(time, xy, conf, seq, time - dt + waited if arrival is None else arrival)
+        return Decision(DROP, "conflict", f"{conflict[1]} ({conflict[0]}, unconfirmed)", held, conflict[0])
 
-    def _jump(self, xy: np.ndarray, conf: np.ndarray, dt: float) -> str | None:
-        prev = self.keys[-1] if self.keys else None
+    def hold_conflict(self, decision: Decision) -> None:
+        """Remember a dropped conflicting keyframe: the next keyframe may confirm it."""
+        self.pending = (decision.first, decision.conflict, decision.detail)
+
+    def _confirms(self, time: float, xy: np.ndarray, conf: np.ndarray, seq: int | None) -> Keyframe | None:
+        """The pending conflicting keyframe, when this one follows it (not the live segment)."""
+        if self.pending is None:
+            return None
+        first = self.pending[0]
+        dt = time - first.time
+        if not 0 < dt <= self.gap_limit():
+            return None
+        if seq is not None and first.seq is not None and seq <= first.seq:
+            return None
+        if self._jump(first, xy, conf, dt):
+            return None
+        return first
+
+    def _jump(self, prev: Keyframe | None, xy: np.ndarray, conf: np.ndarray, dt: float) -> str | None:
         if prev is None:
             return None
         common = (prev.conf > 0) & (conf > 0)
@@ -125,19 +186,28 @@ class StreamWindow:
                 return f"body size changed {ratio:.2f}x (limit {self.cfg.max_scale_change:.2f}x)"
         return None
 
-    def add(self, kf: Keyframe, decision: Decision) -> None:
-        """Append an accepted keyframe (after :meth:`check`); a start or restart begins a new segment."""
+    def add(self, kf: Keyframe, decision: Decision, segment: int | None = None) -> None:
+        """Append an accepted keyframe (after :meth:`check`); a start or restart begins segment
+        ``segment`` (the engine's numbering) with a fresh clock-offset estimate (the source's
+        clock may have changed), after the conflicting keyframe it confirms, if any."""
+        self.pending = None
         if decision.action in (START, RESTART):
             self.keys.clear()
             self._torsos.clear()
-            self.segment += 1
-        elif self.last_time is not None:
-            self.intervals.append(kf.time - self.last_time)
+            self.offsets.clear()
+            self.segment = self.segment + 1 if segment is None else segment
+            if decision.first is not None:
+                self._append(decision.first)
+        self._append(kf)
+
+    def _append(self, kf: Keyframe) -> None:
+        if self.keys:
+            self.intervals.append(kf.time - self.keys[-1].time)
             self._interval = _median(sorted(self.intervals))
         self.keys.append(kf)
         seen = kf.conf[NECK] > 0 and kf.conf[MID_HIP] > 0
         self._torsos.append(float(np.hypot(*(kf.xy[NECK] - kf.xy[MID_HIP]))) if seen else float("nan"))
-        self.offsets.append(kf.arrival - kf.time)
+        self.offsets.append((kf.arrival, kf.arrival - kf.time))
         self.last_time, self.last_seq, self.last_arrival = kf.time, kf.seq, kf.arrival
 
     # ------------------------------------------------------------ model input

@@ -1,0 +1,127 @@
+"""The service's timing under real conditions, over real TCP sockets on 127.0.0.1: a restart of
+the service while the detector and the consumer stay connected, source clocks that jump, a
+stream whose first second arrives in one burst. Each must be back at the normal output delay
+(one input interval behind the capture clock, lookahead 1) within seconds, not minutes.
+
+The margins are generous (the machine may be busy): a failure here is seconds, not
+milliseconds, which is what these defects looked like."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from posetween.stream import Engine, EngineConfig
+from posetween.stream.client import PosePublisher, PoseSubscriber
+from posetween.stream.service import Service
+
+from stream_support import Collector, LivePublisher, delays, free_tcp_address, moving_pose, tiny_backend
+
+FPS = 15.0
+RATE = 60.0
+NORMAL = 1 / FPS          # lookahead 1: one input interval behind (plus the transit)
+SLACK = 0.03              # the delay may differ by this much from before (a busy machine)
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory):
+    return tiny_backend(tmp_path_factory.mktemp("model"))
+
+
+def engine(backend) -> Engine:
+    return Engine(backend, EngineConfig(rate=RATE, lookahead=1, budget_ms=100))
+
+
+def published_between(poses, a: float, b: float):
+    return [p for p in poses if a <= p.published < b]
+
+
+@pytest.mark.parametrize("jump", [6.0, 30.0, -10.0])
+def test_source_clock_jump_is_a_new_segment_at_the_normal_delay(backend, jump):
+    with Service(engine(backend), "tcp://127.0.0.1:*", "tcp://127.0.0.1:*") as svc:
+        out = Collector(PoseSubscriber(svc.out_address, streams=["live"]))
+        src = LivePublisher(svc.in_address).start()
+        time.sleep(2.5)
+        src.shift = jump
+        t_jump = time.time()
+        time.sleep(3.0)
+        src.stop()
+        time.sleep(0.2)
+        out.stop()
+    poses = out.poses()
+    before = published_between(poses, t_jump - 1.5, t_jump)
+    assert len(before) > 0.8 * 1.5 * RATE
+    d_before = np.median(delays(before))
+    assert d_before == pytest.approx(NORMAL, abs=SLACK)
+    # The first keyframe stamped with the new clock, and the output after it.
+    first_new = min(wall for wall, capture, _ in src.sent if wall >= t_jump - 0.01 and capture > wall + jump / 2
+                    or wall >= t_jump - 0.01 and jump < 0 and capture < wall + jump / 2)
+    new_seg = [p for p in poses if p.published >= first_new and p.segment != before[-1].segment]
+    assert new_seg, "no output in a new segment after the clock jump"
+    assert new_seg[0].published - first_new < 1.0
+    assert new_seg[0].segment > before[-1].segment
+    # Poses of the new segment stand for the new clock's times, at the normal delay.
+    settled = published_between(new_seg, first_new + 1.0, first_new + 2.5)
+    assert len(settled) > 0.8 * 1.5 * RATE
+    assert np.median(delays(settled, jump)) == pytest.approx(d_before, abs=SLACK)
+    assert np.percentile(delays(settled, jump), 99) < d_before + 0.1
+    # Nothing of the old clock after the new segment started, and pose times increase in it.
+    assert all(p.segment == new_seg[0].segment for p in poses if p.published > new_seg[0].published)
+    assert np.all(np.diff([p.time for p in settled]) > 0)
+
+
+def test_service_restart_with_publisher_and_subscriber_connected(backend):
+    in_addr, out_addr = free_tcp_address(), free_tcp_address()
+    svc = Service(engine(backend), in_addr, out_addr).start()
+    out = Collector(PoseSubscriber(out_addr, streams=["live"]))
+    src = LivePublisher(in_addr).start()
+    try:
+        time.sleep(3.0)
+        t_stop = time.time()
+        svc.stop()
+        time.sleep(1.5)                    # the detector goes on sending: its queue fills
+        svc = Service(engine(backend), in_addr, out_addr).start()
+        t_start = time.time()
+        time.sleep(5.5)
+    finally:
+        src.stop()
+        svc.stop()
+        out.stop()
+    poses = out.poses()
+    before = published_between(poses, t_stop - 2.0, t_stop)
+    assert len(before) > 0.8 * 2 * RATE
+    d = delays(before)
+    after = [p for p in poses if p.published >= t_start]
+    assert after and after[0].published - t_start < 2.0, "no output within 2 s of the restart"
+    settled = published_between(after, t_start + 3.0, t_start + 5.0)
+    assert len(settled) > 0.8 * 2 * RATE
+    assert np.median(delays(settled)) == pytest.approx(np.median(d), abs=SLACK)
+    assert np.percentile(delays(settled), 99) < np.percentile(d, 99) + SLACK
+
+
+def test_first_second_delivered_in_one_burst_starts_at_the_normal_delay(backend):
+    # A stream whose first second of keyframes arrives at once (a detector that buffered them):
+    # the newest of them sets the delay, not the oldest.
+    with Service(engine(backend), "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", stats_interval=0.25) as svc:
+        out = Collector(PoseSubscriber(svc.out_address, streams=["late"], stats=True))
+        with PosePublisher(svc.in_address) as pub:
+            assert pub.ready
+            start = time.time()
+            for k in range(int(FPS)):                      # capture times start-1 .. start
+                pub.send("late", start - 1.0 + k / FPS, moving_pose(k / FPS), seq=k)
+            k = int(FPS)
+            while time.time() < start + 3.0:               # then live
+                wall = start - 1.0 + k / FPS
+                time.sleep(max(0.0, wall - time.time()))
+                pub.send("late", wall, moving_pose(k / FPS), seq=k)
+                k += 1
+        time.sleep(0.2)
+        out.stop()
+    poses = out.poses("late")
+    assert poses and poses[0].published - start < 1.0
+    settled = published_between(poses, start + 1.0, start + 3.0)
+    assert len(settled) > 0.8 * 2 * RATE
+    assert np.median(delays(settled)) == pytest.approx(NORMAL, abs=SLACK)
+    assert np.percentile(delays(settled), 99) < NORMAL + 0.1
