@@ -319,3 +319,58 @@ def test_streams_batched_into_one_call_and_layouts_converted(backend):
     assert (last["coco"].conf[lacks] == 0).all() and (last["coco"].conf[[0, 1, 8]] == 1).all()
     assert np.allclose(last["mediapipe"].conf, 0.9)
     assert get_layout("mediapipe33") is MEDIAPIPE_33
+
+
+def test_newcomer_evicts_the_idlest_stream_that_shows_nothing(backend):
+    # Ids kept with one keyframe each hold their place only for a gap limit; streams that keep
+    # sending are never pushed out.
+    engine = Engine(backend, EngineConfig(max_streams=4))
+    for k in range(40):                                   # two live streams, 10 fps
+        now = LOCAL0 + k / 10
+        for s in ("live1", "live2"):
+            engine.push(s, T0 + k / 10, standing_pose(), now=now)
+        if k == 0:
+            assert engine.push("junk1", T0, standing_pose(), now=now).accepted
+            assert engine.push("junk2", T0, standing_pose(), now=now).accepted
+            assert engine.push("new0", T0, standing_pose(), now=now).reason == "too_many_streams"
+        if k == 30:                                       # 3 s later: the junk ids show nothing
+            assert engine.push("new1", T0 + 3, standing_pose(), now=now).accepted
+            assert engine.push("new2", T0 + 3, standing_pose(), now=now).accepted
+            assert engine.push("new3", T0 + 3, standing_pose(), now=now).reason == "too_many_streams"
+    assert sorted(engine.streams) == ["live1", "live2", "new1", "new2"]
+    assert engine.snapshot()["evictions"] == 2
+
+
+def test_segment_and_seq_keep_increasing_after_eviction(backend):
+    engine = Engine(backend, EngineConfig(rate=30, lookahead=1, budget_ms=300, idle_timeout_s=1.0))
+    out = []
+    for start in (0.0, 3.0, 6.0):                         # the stream comes back after eviction
+        for k in range(10):
+            now = LOCAL0 + start + k / 10
+            engine.push("a", T0 + start + k / 10, moving_pose(k / 10), now=now)
+            engine.process(now)
+            out += engine.render(now)
+        out += engine.render(LOCAL0 + start + 2.5)        # idle: evicted
+    assert engine.snapshot()["evictions"] == 3 and engine.snapshot()["restarts"] == 0
+    segs, seqs = [p.segment for p in out], [p.seq for p in out]
+    assert len(set(segs)) == 3 and segs == sorted(segs)
+    assert all(b > a for a, b in zip(seqs, seqs[1:]))
+    assert [p.time for p in out] == sorted(p.time for p in out)
+
+
+@pytest.mark.parametrize("fps", [1.0, 0.6])
+def test_slow_stream_down_to_the_minimum_rate_is_shown(backend, fps):
+    # A stream at 1 fps (or 0.6) is interpolated, not restarted at every keyframe.
+    engine = Engine(backend, EngineConfig(rate=30, lookahead=1, budget_ms=300))
+    out = simulate(engine, moving_pose, fps=fps, duration=8.0)
+    snap = engine.snapshot()
+    assert snap["restarts"] == 0
+    t = np.array([p.time for p in out]) - T0
+    assert len(out) == pytest.approx(30 * (8.0 - 1 / fps - 0.003), abs=3)
+    assert {p.kind for p in out} <= {"keyframe", "interpolated", "predicted"}
+
+
+def test_below_the_minimum_rate_every_keyframe_starts_a_segment(backend):
+    engine = Engine(backend, EngineConfig(rate=30, lookahead=1, max_interval_s=2.0))
+    simulate(engine, moving_pose, fps=0.4, duration=8.0)
+    assert engine.snapshot()["restarts_by_reason"] == {"gap": 3}

@@ -101,7 +101,7 @@ class Service:
             raise OSError(f"cannot bind {self.in_address} / {self.out_address}: {e}") from e
         self.in_address = sub.getsockopt_string(zmq.LAST_ENDPOINT)
         self.out_address = pub.getsockopt_string(zmq.LAST_ENDPOINT)
-        monitor = sub.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        monitor = sub.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
         if self.switch_interval is not None:
             sys.setswitchinterval(self.switch_interval)
         self._threads = [
@@ -178,10 +178,15 @@ class Service:
                     engine.process()
                 if monitor in events:
                     event = recv_monitor_message(monitor)
-                    if event["event"] == zmq.EVENT_DISCONNECTED:
+                    # Counted as what they are: connections opened and closed. ZeroMQ does not
+                    # say why one closed (a publisher that exits, or one whose message was over
+                    # ZMQ_MAXMSGSIZE), so the log says both.
+                    if event["event"] == zmq.EVENT_ACCEPTED:
+                        engine.stats.add("connects")
+                    elif event["event"] == zmq.EVENT_DISCONNECTED:
                         engine.stats.add("disconnects")
-                        self._disconnect_log("disconnect", "a publisher disconnected (closed, or sent a message "
-                                             "over %d bytes, which zmq refuses)", 4 * self.max_message_bytes)
+                        self._disconnect_log("disconnect", "a publisher's connection closed (it exited, or sent a "
+                                             "message over %d bytes, which zmq refuses)", 4 * self.max_message_bytes)
         except Exception:
             log.exception("input loop failed")
             self._stop.set()

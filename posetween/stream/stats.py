@@ -71,6 +71,7 @@ class Stats:
                 "drops_by_reason": dict(self.drops),
                 "frames_by_kind": dict(self.kinds),
                 "skipped_ticks": self.counts["skipped_ticks"],
+                "publishers": max(self.counts["connects"] - self.counts["disconnects"], 0),
                 "disconnects": self.counts["disconnects"],
                 "send_dropped": self.counts["send_dropped"],
                 "model_calls": self.counts["model_calls"],
