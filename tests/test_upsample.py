@@ -14,6 +14,8 @@ from posetween.core.skeleton import JOINT_INDEX, NUM_JOINTS
 from posetween.offline import keypoint_io as kio
 from posetween.offline.upsample import upsample
 
+from test_export import export_cache  # noqa: F401 -- a per-session ONNX export cache
+
 N, RATE, FPS = 10, 4, 7.5
 ABSENT_BODY25 = [15, 16, 17, 18, 20, 21, 23, 24]   # eyes, ears, small toes, heels: not in our layout
 
@@ -130,7 +132,9 @@ def test_npz_and_jsonl_input_and_visualize(tmp_path, identity_model):
         assert d["xy"].shape == (16, NUM_JOINTS, 2) and float(d["fps"]) == pytest.approx(15.0)
         assert (d["conf"][:, JOINT_INDEX["left_big_toe"]] == 0).all()   # COCO has no toes
         assert d["is_key"].sum() == 6
-    lines = [json.dumps({"t": i / 5.0, "keypoints": np.c_[coco[i], np.ones(17)].tolist()}) for i in range(6)]
+    # 17 joints alone could be COCO or Human3.6M: the lines name their layout.
+    lines = [json.dumps({"t": i / 5.0, "layout": "coco17", "keypoints": np.c_[coco[i], np.ones(17)].tolist()})
+             for i in range(6)]
     (tmp_path / "coco.jsonl").write_text("\n".join(lines))
     xy, conf, t = kio.read_sequence(tmp_path / "coco.jsonl")
     assert xy.shape == (6, NUM_JOINTS, 2) and np.allclose(t, np.arange(6) / 5.0)
@@ -144,3 +148,52 @@ def test_npz_and_jsonl_input_and_visualize(tmp_path, identity_model):
     mp4 = tmp_path / "cmp.mp4"
     assert cli.main(["visualize", str(tmp_path / "out" / "model.npz"), "--overlay", "--out", str(mp4), "--size", "96"]) == 0
     assert mp4.stat().st_size > 1000
+
+
+@pytest.fixture(scope="module")
+def walking_sequence():
+    """24 keyframes at 10 fps of a body-sized point set that moves and swings its limbs, in
+    pixels, with joints missing (conf 0, NaN) here and there and one wrist gone for 4 frames."""
+    rng = np.random.default_rng(5)
+    t = np.arange(24) / 10.0
+    rest = np.stack([rng.uniform(250, 350, NUM_JOINTS), np.linspace(100, 500, NUM_JOINTS)], -1)
+    swing = 40 * np.sin(2 * np.pi * 0.8 * t[:, None, None] + rng.uniform(0, 6, (1, NUM_JOINTS, 2)))
+    xy = rest[None] + swing + np.stack([60 * t, 5 * t], -1)[:, None]
+    conf = rng.uniform(0.5, 1.0, (len(t), NUM_JOINTS))
+    conf[rng.random(conf.shape) < 0.1] = 0
+    conf[8:12, JOINT_INDEX["right_wrist"]] = 0
+    xy[conf == 0] = np.nan
+    return xy, conf, t
+
+
+@pytest.mark.slow
+def test_onnxruntime_upsamples_as_torch_does(walking_sequence, export_cache):
+    """Offline output must not depend on the backend: every interval's rate + 1 queries go to
+    the model in one call (they attend to each other), whatever graph the backend runs."""
+    from posetween.core.skeleton import MID_HIP, NECK
+    from posetween.export.backends import create_backend
+    from posetween.offline.upsample import backend_options, model_upsample
+
+    from test_export import tiny_model
+
+    model = tiny_model()
+    torch_backend = create_backend("torch", model=model)
+    ort_backend = create_backend("onnxruntime", model=model, **backend_options("onnxruntime"))
+    xy, conf, t = walking_sequence
+    torso = float(np.nanmedian(np.linalg.norm(xy[:, NECK] - xy[:, MID_HIP], axis=-1)))
+    for rate in (4, 7, 8, 16):
+        ref = model_upsample(torch_backend, xy, conf, t, rate)
+        out = model_upsample(ort_backend, xy, conf, t, rate)
+        assert ref.shape == out.shape == ((len(t) - 1) * rate + 1, NUM_JOINTS, 2)
+        worst = float(np.abs(out - ref).max())
+        print(f"x{rate}: max difference {worst:.2e} px = {worst / torso:.2e} torso lengths")
+        assert worst / torso < 1e-4, (rate, worst, torso)
+        # The model did more than interpolate, so the comparison can tell backends apart.
+        assert np.abs(ref - model_upsample(create_backend("torch", model=tiny_model(1)), xy, conf, t, rate)).max() > 1
+
+    # A graph with a fixed query count serves the one rate it fits (7x: 8 queries) and refuses the others.
+    fixed = create_backend("onnxruntime", model=model, queries=8)
+    worst = float(np.abs(model_upsample(fixed, xy, conf, t, 7) - model_upsample(torch_backend, xy, conf, t, 7)).max())
+    assert worst / torso < 1e-4
+    with pytest.raises(ValueError, match="--queries 9"):
+        model_upsample(fixed, xy, conf, t, 8)

@@ -35,6 +35,7 @@ losses came from fully masked rows of -inf).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 
 import torch
@@ -435,8 +436,23 @@ def load_model(path=None, map_location="cpu") -> PoseTween:
     if path is None:
         from importlib.resources import files
         path = files("posetween") / "models" / "default.pt"
-    ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    model = PoseTween(ModelConfig(**ckpt["config"]))
+    # weights_only: a model file is tensors and plain values; unpickling anything else could
+    # run code from the file.
+    how = "use the shipped model (no --model), or a model.pt written by posetween train"
+    try:
+        with warnings.catch_warnings():   # torch warns about the pickle protocol of files it then refuses
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as e:  # noqa: BLE001 -- UnpicklingError, RuntimeError (not a zip), EOFError ...
+        raise ValueError(f"{path} is not a posetween model file (torch.load: {type(e).__name__}); {how}") from e
+    if not (isinstance(ckpt, dict) and isinstance(ckpt.get("config"), dict) and "state_dict" in ckpt):
+        raise ValueError(f"{path} is a PyTorch file, but not a posetween model (no config and state_dict); {how}")
+    try:
+        model = PoseTween(ModelConfig(**ckpt["config"]))
+    except TypeError as e:
+        raise ValueError(f"{path}: a model config this version cannot read ({e}); {how}") from e
     load_weights(model, ckpt["state_dict"], str(path))
     return model.eval()
 

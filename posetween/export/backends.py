@@ -34,20 +34,28 @@ Backends (``create_backend(name, model_path=None, **options)``):
 
 Every backend has ``.name``, ``.window`` (K), ``.queries`` (the fixed query count of its
 exported graph, or None when any count works) and ``.device`` (a description).
+
+torch is imported only by the backends and exports that need it: the runtime install
+(``pip install posetween``: numpy, onnxruntime, pyzmq, msgpack) runs the onnxruntime backends
+on the shipped ``models/default.onnx`` or any exported .onnx file.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from posetween.core.model import PoseTween, load_model
 from posetween.core.skeleton import NUM_JOINTS
+from posetween.export.model_files import DEFAULT_QUERIES, TORCHSCRIPT_METADATA_FILE, open_onnx_session
+
+if TYPE_CHECKING:
+    from posetween.core.model import PoseTween
 
 log = logging.getLogger("posetween.backends")
 
@@ -89,7 +97,13 @@ class Backend(ABC):
                 f"{self.precision} window={self.window} queries={self.queries}>")
 
 
-def _describe_torch_device(device: torch.device) -> str:
+def _load_model(model_path):
+    from posetween.core.model import load_model
+    return load_model(model_path)
+
+
+def _describe_torch_device(device) -> str:
+    import torch
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
     return str(device)
@@ -101,16 +115,21 @@ class TorchBackend(Backend):
     name = "torch"
 
     def __init__(self, model: PoseTween | None = None, model_path=None, device: str = "cpu"):
+        import torch
         self._device = torch.device(device)
-        self.model = (model if model is not None else load_model(model_path)).to(self._device).eval()
+        self.model = (model if model is not None else _load_model(model_path)).to(self._device).eval()
         self.device = _describe_torch_device(self._device)
         self.window = self.model.cfg.window
 
-    @torch.inference_mode()
     def _run(self, key_xy, key_conf, key_time, query_time):
-        t = lambda a: torch.from_numpy(a).to(self._device)
-        out, _ = self.model(t(key_xy), t(key_conf), t(key_time), t(query_time))
-        return out.float().cpu().numpy()
+        return _run_torch_module(self.model, self._device, key_xy, key_conf, key_time, query_time)
+
+
+def _run_torch_module(module, device, *arrays) -> np.ndarray:
+    import torch
+    with torch.inference_mode():
+        out, _ = module(*(torch.from_numpy(a).to(device) for a in arrays))
+    return out.float().cpu().numpy()
 
 
 class TorchScriptBackend(Backend):
@@ -120,6 +139,8 @@ class TorchScriptBackend(Backend):
 
     def __init__(self, model: PoseTween | None = None, model_path=None, device: str = "cpu",
                  queries: int | None = None):
+        import torch
+
         from posetween.export import exporters
 
         self._device = torch.device(device)
@@ -134,23 +155,18 @@ class TorchScriptBackend(Backend):
                     f"constants: export it again with --device {self._device.type}, or pass the .pt checkpoint")
             self.window = int(md.get("window", 8))
         else:
-            m = model if model is not None else load_model(model_path)
-            self.module = exporters.trace_model(m, queries or exporters.DEFAULT_QUERIES, self._device)
+            m = model if model is not None else _load_model(model_path)
+            self.module = exporters.trace_model(m, queries or DEFAULT_QUERIES, self._device)
             self.window = m.cfg.window
         self.device = _describe_torch_device(self._device)
 
-    @torch.inference_mode()
     def _run(self, key_xy, key_conf, key_time, query_time):
-        t = lambda a: torch.from_numpy(a).to(self._device)
-        out, _ = self.module(t(key_xy), t(key_conf), t(key_time), t(query_time))
-        return out.float().cpu().numpy()
+        return _run_torch_module(self.module, self._device, key_xy, key_conf, key_time, query_time)
 
 
 def _is_torchscript_file(path) -> bool:
     """An exported TorchScript archive (a zip holding code/ and our metadata), not a checkpoint."""
     import zipfile
-
-    from posetween.export.exporters import TORCHSCRIPT_METADATA_FILE
 
     try:
         with zipfile.ZipFile(path) as z:
@@ -171,17 +187,22 @@ def onnx_for(model_path=None, *, model: PoseTween | None = None, precision: str 
     """An .onnx file for a checkpoint (None: the default model) or a model object: ``model_path``
     itself when it is an .onnx file; a sibling ``<stem>.onnx`` (e.g. the shipped
     ``models/default.onnx``) when its metadata matches; else an export cached by model hash in
-    ``$POSETWEEN_CACHE`` (default ``~/.cache/posetween``)."""
-    from posetween.export import exporters
-
+    ``$POSETWEEN_CACHE`` (default ``~/.cache/posetween``). Without torch, only .onnx files and
+    the shipped one (as it is) can be had."""
     if model is None and model_path is not None and str(model_path).endswith(".onnx"):
         return Path(model_path)
-    m = model if model is not None else load_model(model_path)
+    if model is None and model_path is None and importlib.util.find_spec("torch") is None:
+        return _shipped_onnx_as_is(precision, queries)
+    if importlib.util.find_spec("torch") is None:
+        raise ModuleNotFoundError(f"{model_path} is a PyTorch checkpoint: running it needs torch "
+                                  f"(or pass an exported .onnx file)", name="torch")
+    from posetween.export import exporters
+
+    m = model if model is not None else _load_model(model_path)
     digest = exporters.model_hash(m)
     if model is None:
         if model_path is None:
-            from importlib.resources import files
-            sibling = Path(str(files("posetween") / "models" / "default.onnx"))
+            sibling = _shipped_onnx()
         else:
             sibling = Path(model_path).with_suffix(".onnx")
         if sibling.is_file() and exporters.onnx_matches(sibling, digest, precision, queries):
@@ -192,6 +213,24 @@ def onnx_for(model_path=None, *, model: PoseTween | None = None, precision: str 
             log.info("exporting the model to ONNX (%s; once, cached in %s)", precision, path.parent)
             src = model if model is not None else model_path
             exporters.export_onnx(m if src is None else src, path, precision=precision, queries=queries)
+    return path
+
+
+def _shipped_onnx() -> Path:
+    from importlib.resources import files
+    return Path(str(files("posetween") / "models" / "default.onnx"))
+
+
+def _shipped_onnx_as_is(precision: str, queries: int | None) -> Path:
+    """The shipped .onnx when it is what was asked for; another query count or precision would
+    need an export, and exporting needs torch."""
+    path = _shipped_onnx()
+    md = _ort().InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+    want = str(queries) if queries else "dynamic"
+    if (md.get("queries"), md.get("precision")) != (want, precision):
+        raise ModuleNotFoundError(
+            f"the shipped {path.name} takes {md.get('queries')} queries per window in {md.get('precision')}; "
+            f"{want} queries in {precision} need an export, which needs torch", name="torch")
     return path
 
 
@@ -221,10 +260,9 @@ class OnnxRuntimeBackend(Backend):
     def __init__(self, model: PoseTween | None = None, model_path=None, threads: int = 1,
                  spin: bool = False, precision: str = "fp32", queries: int | None = 8,
                  session_options=None):
-        ort = _ort()
         self.path = onnx_for(model_path, model=model, precision=precision, queries=queries)
-        self.session = ort.InferenceSession(str(self.path), session_options or _cpu_session_options(threads, spin),
-                                            providers=["CPUExecutionProvider"])
+        self.session = open_onnx_session(self.path, session_options or _cpu_session_options(threads, spin),
+                                         providers=["CPUExecutionProvider"])
         self._init_from_session(f"cpu ({threads} thread{'s' if threads != 1 else ''})")
 
     def _init_from_session(self, device: str) -> None:
@@ -277,7 +315,7 @@ class OnnxRuntimeCudaBackend(Backend):
         problem = _cuda_problem()
         if problem is None and hasattr(ort, "preload_dlls"):
             # onnxruntime-gpu >= 1.21 can load CUDA/cuDNN from the nvidia-* pip packages that the
-            # CUDA build of torch brings (torch is imported already, so its copies come first).
+            # CUDA build of torch brings (when torch is imported already, its copies come first).
             try:
                 ort.preload_dlls()
             except Exception as e:  # noqa: BLE001 -- the session start below tells what is missing
@@ -317,8 +355,9 @@ class OnnxRuntimeCudaBackend(Backend):
         self.metadata = dict(md)
         self._inputs = [i.name for i in self.session.get_inputs()]
         try:
+            import torch
             name = torch.cuda.get_device_name(self.device_id) if torch.cuda.is_available() else "GPU"
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 -- no torch, or it sees another GPU set: the name is cosmetic
             name = "GPU"
         self.device = f"cuda:{self.device_id} ({name}){', CUDA graphs' if self.cuda_graph else ''}"
 
@@ -336,8 +375,7 @@ class OnnxRuntimeCudaBackend(Backend):
                 "cudnn_conv_algo_search": "HEURISTIC"}
         if graph:
             cuda["enable_cuda_graph"] = "1"
-        return ort.InferenceSession(str(self.path), so,
-                                    providers=[("CUDAExecutionProvider", cuda), "CPUExecutionProvider"])
+        return open_onnx_session(self.path, so, providers=[("CUDAExecutionProvider", cuda), "CPUExecutionProvider"])
 
     def _run(self, key_xy, key_conf, key_time, query_time):
         if self.fallback is not None:

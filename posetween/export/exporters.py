@@ -46,16 +46,10 @@ import torch
 import posetween
 from posetween.core.model import PoseTween, load_model
 from posetween.core.skeleton import JOINT_NAMES, NUM_JOINTS
+from posetween.export.model_files import (DEFAULT_OPSET, DEFAULT_QUERIES, FORMAT_VERSION, INPUT_NAMES,  # noqa: F401
+                                          OUTPUT_NAMES, PRECISIONS, TORCHSCRIPT_METADATA_FILE)
 
 log = logging.getLogger("posetween.export")
-
-FORMAT_VERSION = "1"
-DEFAULT_QUERIES = 8
-DEFAULT_OPSET = 18
-INPUT_NAMES = ("key_xy", "key_conf", "key_time", "query_time")
-OUTPUT_NAMES = ("query_xy", "key_denoised")
-TORCHSCRIPT_METADATA_FILE = "posetween_metadata.json"
-PRECISIONS = ("fp32", "fp16", "int8")
 
 
 
@@ -114,7 +108,7 @@ def _checkpoint_extra(path) -> dict:
     if path is None:
         return {}
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # noqa: BLE001 -- metadata only
         return {}
     out = {}

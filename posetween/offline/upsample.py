@@ -3,6 +3,9 @@
     posetween upsample --pose-dir DIR --save-dir OUT --upsample-rate 8 [--fps F] [--model PATH]
     posetween upsample --input FILE.npz|FILE.jsonl --save-dir OUT --upsample-rate 8
 
+OUT must be empty or new (the frames of an earlier run would mix with the new ones); with
+``--overwrite`` this command's earlier outputs there are replaced.
+
 ``--pose-dir`` reads a folder of OpenPose JSON (BODY_25, one file per frame; the largest person
 when there are several; no person means every joint missing) and writes OpenPose JSON at
 ``upsample-rate`` times the frame rate into ``OUT/model/`` (the motion model) and
@@ -13,7 +16,9 @@ npz or JSON lines in any supported layout (see :mod:`posetween.offline.keypoint_
 ``is_key``).
 
 Offline the model sees the future: each interval between keyframes ``i`` and ``i + 1`` is filled
-from the window of ``K`` keyframes that ends ``lookahead`` (>= 1) keyframes after ``i``.
+from the window of ``K`` keyframes that ends ``lookahead`` (>= 1) keyframes after ``i``. Every
+backend gets an interval's ``rate + 1`` query times in one call, because queries attend to each
+other: an exported graph with another fixed query count is refused, never fed in chunks.
 
 Missing joints stay missing. An output frame's confidence for a joint is the linear
 interpolation of the two keyframes' confidences (0 where missing): a joint missing in both
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,21 +109,23 @@ def model_upsample(backend, xy: np.ndarray, conf: np.ndarray, t: np.ndarray, rat
     w_xy = key_xy[idx]
     w_conf = np.where(pad[..., None], 0.0, key_conf[idx])
     w_time = np.where(pad, t[idx] - 1.0, t[idx])               # padding: any finite time, masked
-    # A backend exported for a fixed query count gets the queries in chunks of that count (the
-    # last chunk padded with copies of its last query).
-    Q = queries.shape[1]
-    q_fixed = getattr(backend, "queries", None) or Q
-    n_chunks = -(-Q // q_fixed)
-    padded = np.concatenate([queries, np.repeat(queries[:, -1:], n_chunks * q_fixed - Q, 1)], 1)
-    outs = []
-    for s in range(0, len(ends), batch):
-        parts = [backend.run(w_xy[s:s + batch], w_conf[s:s + batch], w_time[s:s + batch],
-                             padded[s:s + batch, c * q_fixed:(c + 1) * q_fixed]) for c in range(n_chunks)]
-        outs.append(np.concatenate(parts, 1)[:, :Q])
+    check_query_count(backend, queries.shape[1], rate)
+    outs = [backend.run(w_xy[s:s + batch], w_conf[s:s + batch], w_time[s:s + batch], queries[s:s + batch])
+            for s in range(0, len(ends), batch)]
     res = np.concatenate(outs).astype(np.float64)             # (B, Q, 19, 2)
     if n == 1:
         return res[0]
     return np.concatenate([res[:, :rate].reshape(-1, NUM_JOINTS, 2), res[-1, rate:]], 0)
+
+
+def check_query_count(backend, count: int, rate: int) -> None:
+    """Queries attend to each other, so a window's answers change when its query set does: a
+    graph exported for another fixed count can serve this rate neither in chunks nor padded."""
+    fixed = getattr(backend, "queries", None)
+    if fixed is not None and fixed != count:
+        raise ValueError(f"the model file of the {backend.name} backend takes {fixed} query times per window; "
+                         f"upsampling x{rate} needs {count} in one call: export it with --queries {count}, or "
+                         f"--queries 0 for any count")
 
 
 def upsample(xy: np.ndarray, conf: np.ndarray, t: np.ndarray, rate: int, backend=None,
@@ -148,6 +156,35 @@ def _prefix(files: list[Path]) -> str:
     return (m.group(1) if m and m.group(1) else "frame")
 
 
+def output_paths(out: Path, openpose: bool) -> tuple[Path, Path]:
+    """Where the model's and linear interpolation's frames go."""
+    return (out / "model", out / "linear") if openpose else (out / "model.npz", out / "linear.npz")
+
+
+def prepare_save_dir(out: Path, outputs: tuple[Path, ...], overwrite: bool) -> None:
+    """Refuse a non-empty ``out`` (an earlier run's frames would mix with the new ones) unless
+    ``overwrite``; then remove this command's earlier outputs, and only those (``out`` may be
+    a folder the user keeps other things in, the input even)."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--save-dir {out} is a file, not a folder")
+    if not (out.is_dir() and any(out.iterdir())):
+        return
+    if not overwrite:
+        raise ValueError(f"--save-dir {out} is not empty: an earlier run's frames would mix with the new "
+                         f"ones; give an empty or new folder, or --overwrite to replace the outputs there")
+    for path in outputs:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def backend_options(name: str) -> dict:
+    """An exported graph with a dynamic query count: one export serves every rate (queries
+    must all go in one call; see check_query_count)."""
+    return {} if name in ("torch", "torchscript") else {"queries": None}
+
+
 def run(args) -> int:
     from posetween.export.backends import create_backend
     from posetween.offline import keypoint_io as kio
@@ -155,6 +192,8 @@ def run(args) -> int:
     if bool(args.pose_dir) == bool(args.input):
         raise SystemExit("posetween upsample: give exactly one of --pose-dir DIR or --input FILE")
     src = Path(args.pose_dir or args.input)
+    out = Path(args.save_dir)
+    prepare_save_dir(out, output_paths(out, bool(args.pose_dir)), args.overwrite)
     fps = args.fps
     if args.pose_dir:
         xy, conf, files = kio.read_openpose_folder(src)
@@ -171,19 +210,18 @@ def run(args) -> int:
             fps = 30.0 / args.upsample_rate
             log.info("no times and no --fps: taking the keyframes at %.3g fps (output at 30 fps)", fps)
             xy, conf, t = kio.read_sequence(src, fps)
-    options = {} if args.backend in ("torch", "torchscript") else {"queries": args.upsample_rate + 1}
-    backend = create_backend(args.backend, model_path=args.model, **options)
+    backend = create_backend(args.backend, model_path=args.model, **backend_options(args.backend))
     up = upsample(xy, conf, t, args.upsample_rate, backend, lookahead=args.lookahead)
-    out = Path(args.save_dir)
+    model_out, linear_out = output_paths(out, bool(args.pose_dir))
     if args.pose_dir:
         prefix = _prefix(files)
-        kio.write_openpose_folder(out / "model", up.model, up.conf, prefix)
-        kio.write_openpose_folder(out / "linear", up.linear, up.conf, prefix)
-        where = f"{out / 'model'}/ and {out / 'linear'}/"
+        kio.write_openpose_folder(model_out, up.model, up.conf, prefix)
+        kio.write_openpose_folder(linear_out, up.linear, up.conf, prefix)
+        where = f"{model_out}/ and {linear_out}/"
     else:
-        kio.write_npz(out / "model.npz", up.model, up.conf, up.t, is_key=up.is_key)
-        kio.write_npz(out / "linear.npz", up.linear, up.conf, up.t, is_key=up.is_key)
-        where = f"{out / 'model.npz'} and {out / 'linear.npz'}"
+        kio.write_npz(model_out, up.model, up.conf, up.t, is_key=up.is_key)
+        kio.write_npz(linear_out, up.linear, up.conf, up.t, is_key=up.is_key)
+        where = f"{model_out} and {linear_out}"
     missing = float((up.conf == 0).mean())
     print(f"upsampled {len(t)} keyframes x{args.upsample_rate} -> {len(up.t)} frames "
           f"(lookahead {args.lookahead}, model {up.model_seconds:.2f} s, {missing:.1%} joints missing); "
@@ -192,17 +230,23 @@ def run(args) -> int:
 
 
 def register(sub) -> None:
+    import argparse
+
+    from posetween.export.backends import BACKENDS
+
     p = sub.add_parser("upsample", help="upsample a recorded pose sequence offline (OpenPose JSON, npz, JSON lines)",
-                       description=__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--pose-dir", help="folder of OpenPose JSON (BODY_25), one file per frame")
     src.add_argument("--input", help="npz or JSON lines keypoints in any supported layout")
-    p.add_argument("--save-dir", required=True, help="output folder")
+    p.add_argument("--save-dir", required=True, help="output folder (empty or new, unless --overwrite)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace this command's earlier outputs in a non-empty --save-dir")
     p.add_argument("--upsample-rate", type=int, default=8, help="output frames per input frame (default 8)")
     p.add_argument("--fps", type=float, help="keyframe rate of the input (default: the file's times, "
                                              "else 30 / upsample-rate, i.e. 30 fps out)")
     p.add_argument("--lookahead", type=int, default=1, help="keyframes of future each interval sees (>= 1)")
     p.add_argument("--model", help="model file (default: the shipped default model)")
-    p.add_argument("--backend", default="torch",
-                   help="runtime backend: torch (default, the reference), torchscript, onnxruntime, auto")
+    p.add_argument("--backend", default="torch", choices=BACKENDS,
+                   help="runtime backend (default torch, the reference; the others agree with it within 1e-4)")
     p.set_defaults(func=run)

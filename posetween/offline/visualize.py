@@ -16,6 +16,7 @@ is ``--fps`` (default: the fastest input's).
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 from pathlib import Path
 
@@ -47,6 +48,8 @@ def parse_input(spec: str) -> tuple[str, Path, float | None]:
 def load_input(path: Path, fps: float | None, default_fps: float = 30.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Read one input; ``fps`` (if given) overrides, ``default_fps`` serves inputs without times."""
     from posetween.offline import keypoint_io as kio
+    if not path.exists():   # before the format is guessed from what is there
+        raise FileNotFoundError(errno.ENOENT, "no such file or folder", str(path))
     try:
         return kio.read_sequence(path, fps)
     except ValueError as e:
@@ -66,12 +69,9 @@ def render_frames(seqs: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], fp
     extent = max(float((hi - lo).max()), 1e-6) * (1 + 2 * margin)
     scale = size / extent
     offset = size / 2 - (lo + hi) / 2 * scale
-    if fps is None:
-        rates = [1.0 / np.median(np.diff(s[3])) for s in seqs if len(s[3]) > 1]
-        fps = max(rates) if rates else 10.0
+    fps = fps or fastest_rate(seqs)
     t0 = min(s[3][0] for s in seqs)
-    t1 = max(s[3][-1] for s in seqs)
-    n = int(np.floor((t1 - t0) * fps + 1e-6)) + 1
+    n = frame_count(seqs, fps)
     panels = 1 if overlay else len(seqs)
     for k in range(n):
         tk = t0 + k / fps
@@ -89,6 +89,19 @@ def render_frames(seqs: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], fp
                 cv2.line(img, (i * size, 0), (i * size, size), (200, 200, 200), 1)
         put_text(img, f"{tk - t0:6.2f} s", (8, size - 10), 0.5, (90, 90, 90), 1)
         yield img
+
+
+def fastest_rate(seqs) -> float:
+    """The frame rate of the fastest input (10 when none has two frames)."""
+    rates = [1.0 / np.median(np.diff(s[3])) for s in seqs if len(s[3]) > 1]
+    return float(max(rates)) if rates else 10.0
+
+
+def frame_count(seqs, fps: float) -> int:
+    """Output frames from the first input's start to the last one's end at ``fps``."""
+    t0 = min(s[3][0] for s in seqs)
+    t1 = max(s[3][-1] for s in seqs)
+    return int(np.floor((t1 - t0) * fps + 1e-6)) + 1
 
 
 def write_video(path: Path, frames, fps: float) -> int:
@@ -118,17 +131,18 @@ def write_video(path: Path, frames, fps: float) -> int:
 
 
 def run(args) -> int:
+    from tqdm import tqdm
+
     seqs = []
     for spec in args.inputs:
         label, path, fps = parse_input(spec)
         xy, conf, t = load_input(path, fps, args.input_fps)
         seqs.append((label, xy, conf, t))
-    fps = args.fps
-    if fps is None:
-        rates = [1.0 / np.median(np.diff(s[3])) for s in seqs if len(s[3]) > 1]
-        fps = float(max(rates)) if rates else 10.0
+    fps = args.fps or fastest_rate(seqs)
     frames = render_frames(seqs, fps, size=args.size, overlay=args.overlay)
-    n = write_video(Path(args.out), frames, fps)
+    progress = tqdm(frames, total=frame_count(seqs, fps), desc=f"rendering {Path(args.out).name}", unit="frame",
+                    disable=None, leave=False)   # disable=None: a bar on a terminal only
+    n = write_video(Path(args.out), progress, fps)
     print(f"wrote {n} frames at {fps:.3g} fps to {args.out}")
     return 0
 
