@@ -4,9 +4,12 @@ A sequence is ``(xy (T, 19, 2), conf (T, 19), t (T,))`` in the project's layout:
 have confidence 0 and NaN coordinates. Formats:
 
 * **OpenPose JSON folder** -- one ``*_keypoints.json`` (or any ``*.json``) per frame, sorted by
-  name; ``people[i].pose_keypoints_2d`` is a flat ``x, y, c`` list (BODY_25; 18 joints (COCO-18)
-  is refused with a clear error). The largest person (bounding-box area of the seen joints) is
-  taken; no person means every joint missing. OpenPose writes a missing joint as ``0, 0, 0``.
+  name; ``people[i].pose_keypoints_2d`` is a flat ``x, y, c`` list (BODY_25 or COCO-18).
+  :func:`read_sequence` takes the largest person (bounding-box area of the seen joints); no
+  person means every joint missing. :func:`read_openpose_people` keeps every person: one
+  sequence per person, identities from OpenPose's ``person_id`` when it tracked, else from the
+  streaming engine's tracker (``posetween.stream.people``). OpenPose writes a missing joint as
+  ``0, 0, 0``.
 * **npz** -- ``xy (T, N, 2)``, ``conf (T, N)``, optional ``layout`` (else from N), and ``fps``
   or ``t`` (seconds).
 * **JSON lines** -- one object per frame: ``keypoints`` (``[[x, y, c], ...]`` or flat
@@ -22,6 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from posetween.core.skeleton import NUM_JOINTS, get_layout, layout_for_joint_count
+
+OPENPOSE_LAYOUTS = {25: "body25", 18: "openpose18"}
 
 # Our joint -> BODY_25 index (our 0-14 are BODY_25's 0-14; toes 19 and 22; no hand centre).
 BODY25_FROM_OURS = {**{j: j for j in range(15)}, 15: 19, 16: 22}
@@ -50,16 +55,43 @@ def read_openpose_frame(path: Path) -> tuple[np.ndarray, np.ndarray]:
         if flat.size % 3:
             raise ValueError(f"{path}: pose_keypoints_2d has {flat.size} values, not a multiple of 3")
         kp = flat.reshape(-1, 3)
-        if len(kp) != 25:
-            raise ValueError(f"{path}: {len(kp)} joints per person; only BODY_25 (25) is supported")
+        if len(kp) not in OPENPOSE_LAYOUTS:
+            raise ValueError(f"{path}: {len(kp)} joints per person; BODY_25 (25) and COCO-18 (18) are supported")
         area = _person_area(kp)
         if area > best_area:
             best, best_area = kp, area
     if best is None:
         return np.full((NUM_JOINTS, 2), np.nan), np.zeros(NUM_JOINTS)
-    conf = best[:, 2].copy()
-    xy = np.where((conf > 0)[:, None], best[:, :2], np.nan)   # OpenPose's 0,0,0 means missing
-    return get_layout("body25").to_model(xy, conf)
+    return _openpose_to_model(best)
+
+
+def _openpose_to_model(kp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    conf = kp[..., 2].copy()
+    xy = np.where((conf > 0)[..., None], kp[..., :2], np.nan)   # OpenPose's 0,0,0 means missing
+    return get_layout(OPENPOSE_LAYOUTS[kp.shape[-2]]).to_model(xy, conf)
+
+
+def read_openpose_people(folder: Path, fps: float) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Every person of a multi-person OpenPose folder: ``{person id: (xy (T, 19, 2), conf (T,
+    19), t (T,))}``, each over the frames that show that person (times: frame index / fps)."""
+    from posetween.adapters import read_openpose_json
+    from posetween.stream.people import PeopleTracker
+    tracker = PeopleTracker()
+    tracks: dict[str, list[tuple[float, np.ndarray, np.ndarray]]] = {}
+    for k, path in enumerate(openpose_files(folder)):
+        t = k / float(fps)
+        people = read_openpose_json(path)
+        if not len(people):
+            tracker.update(t, np.zeros((0, NUM_JOINTS, 2)), np.zeros((0, NUM_JOINTS)))
+            continue
+        kp = np.concatenate([people.xy, people.conf[..., None]], -1)
+        xy, conf = _openpose_to_model(kp)
+        ids = people.ids if people.ids is not None else tracker.update(t, xy, conf)
+        for i, pid in enumerate(ids):
+            if pid is not None and (conf[i] > 0).any():
+                tracks.setdefault(str(pid), []).append((t, xy[i], conf[i]))
+    return {pid: (np.stack([r[1] for r in rows]), np.stack([r[2] for r in rows]), np.array([r[0] for r in rows]))
+            for pid, rows in tracks.items()}
 
 
 def openpose_files(folder: Path) -> list[Path]:
