@@ -6,21 +6,35 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SHARED ?= ../shared/data
 TORCH  ?= torch==2.13.0
+# Where the CPU build of torch comes from when the pin alone would bring the CUDA one (Linux).
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+# What `make setup` installs besides the runtime (numpy, onnxruntime, pyzmq, msgpack).
+EXTRAS ?= train,demo,test
 
-.PHONY: setup test demo data train train-open eval model-card bench clean
+.PHONY: setup test runtime-check demo data train train-open eval model-card bench clean
 
 $(BIN)/posetween: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
-	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e ".[test]"
+	# torch first, pinned and CPU-only: an unpinned torch, or PyPI's on Linux, is a multi-GB CUDA build.
+	bash scripts/install_torch.sh $(BIN)/pip "$(TORCH)" $(TORCH_INDEX)
+	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
 	touch $@
 
 setup: $(BIN)/posetween
 
 test: setup
 	$(BIN)/python -m pytest -q -ra
+
+# The runtime alone (pip install .: no torch, no OpenCV) in a second environment: its size, and
+# the commands and README snippets that must work there.
+RUNTIME_VENV ?= /tmp/posetween-runtime
+runtime-check:
+	rm -rf $(RUNTIME_VENV) && $(PYTHON) -m venv $(RUNTIME_VENV)
+	$(RUNTIME_VENV)/bin/pip install -q .
+	$(RUNTIME_VENV)/bin/python -c "import importlib.util as u; assert u.find_spec('torch') is None, 'torch in the runtime'"
+	$(RUNTIME_VENV)/bin/posetween serve --help > /dev/null
+	@du -sh $(RUNTIME_VENV) $(VENV) 2>/dev/null || true
 
 # The main command: the live demo, headless, on the shipped clip with the shipped model.
 demo: setup
