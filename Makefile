@@ -29,11 +29,12 @@ test: setup
 # The runtime alone (pip install .: no torch, no OpenCV) in a second environment: its size, and
 # the commands and README snippets that must work there.
 RUNTIME_VENV ?= /tmp/posetween-runtime
-runtime-check:
+runtime-check: setup
 	rm -rf $(RUNTIME_VENV) && $(PYTHON) -m venv $(RUNTIME_VENV)
 	$(RUNTIME_VENV)/bin/pip install -q .
 	$(RUNTIME_VENV)/bin/python -c "import importlib.util as u; assert u.find_spec('torch') is None, 'torch in the runtime'"
 	$(RUNTIME_VENV)/bin/posetween serve --help > /dev/null
+	POSETWEEN_PYTHON=$(RUNTIME_VENV)/bin/python $(BIN)/python -m pytest -q tests/test_snippets.py
 	@du -sh $(RUNTIME_VENV) $(VENV) 2>/dev/null || true
 
 # The main command: the live demo, headless, on the shipped clip with the shipped model.

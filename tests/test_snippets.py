@@ -44,7 +44,8 @@ def service(tmp_path_factory):
     cmd = [PYTHON, "-m", "posetween.cli", "serve", "--in", f"tcp://127.0.0.1:{ports[0]}",
            "--out", f"tcp://127.0.0.1:{ports[1]}"]
     with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        # Outside the checkout: `-m` would import the package from the current folder, not POSETWEEN_PYTHON's.
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=log.parent)
     # The service is up when its input SUB subscribes to a connected XPUB (as PosePublisher waits).
     ctx = zmq.Context()
     probe = ctx.socket(zmq.XPUB)
