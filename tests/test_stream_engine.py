@@ -149,7 +149,7 @@ def test_model_over_budget_falls_back_to_linear_and_late_answers_still_count(bac
             render_until(clock.t + 0.03)
             return backend.run(*arrays)
 
-    engine = Engine(SlowModel(), EngineConfig(rate=60, lookahead=1, budget_ms=5), clock=clock)
+    engine = Engine(SlowModel(), EngineConfig(rate=60, lookahead=1, budget_ms=5, budget_from_lead=False), clock=clock)
     for k in range(15):
         render_until(LOCAL0 + k / 10 + 0.003)
         engine.push("a", T0 + k / 10, moving_pose(k / 10), np.ones(19), seq=k)
@@ -374,3 +374,74 @@ def test_below_the_minimum_rate_every_keyframe_starts_a_segment(backend):
     engine = Engine(backend, EngineConfig(rate=30, lookahead=1, max_interval_s=2.0))
     simulate(engine, moving_pose, fps=0.4, duration=8.0)
     assert engine.snapshot()["restarts_by_reason"] == {"gap": 3}
+
+
+class CostlyModel:
+    """The real (tiny) model, which takes ``per_window`` seconds of the simulated clock per
+    window, rendering the output meanwhile as the service's output thread would."""
+
+    def __init__(self, backend, clock, engine_ref, out, per_window):
+        self.backend, self.clock, self.engine_ref, self.out, self.per_window = backend, clock, engine_ref, out, per_window
+        self.window = backend.window
+        self.batches = []
+
+    def run(self, *arrays):
+        n = len(arrays[0])
+        self.batches.append(n)
+        engine, end = self.engine_ref[0], self.clock.t + self.per_window * n
+        while engine.next_tick() is not None and engine.next_tick() <= end:
+            self.clock.t = engine.next_tick()
+            self.out.extend(engine.render())
+        self.clock.t = end
+        return self.backend.run(*arrays)
+
+
+def run_synchronised(backend, streams, per_window, cfg, seconds=3.0, fps=10.0):
+    """``streams`` streams whose keyframes arrive at the same instants; returns the output,
+    the engine and the model's batch sizes."""
+    clock, out, ref = SimClock(LOCAL0), [], []
+    model = CostlyModel(backend, clock, ref, out, per_window)
+    engine = Engine(model, cfg, clock=clock)
+    ref.append(engine)
+    for k in range(int(seconds * fps)):
+        arrival = LOCAL0 + k / fps + 0.003
+        while engine.next_tick() is not None and engine.next_tick() <= arrival:
+            clock.t = engine.next_tick()
+            out.extend(engine.render())
+        clock.t = arrival
+        for i in range(streams):
+            engine.push(f"s{i}", T0 + k / fps, moving_pose(k / fps) + i, np.ones(19), seq=k)
+        engine.process()
+        out.extend(engine.render())
+    return out, engine, model.batches
+
+
+def test_budget_from_the_lead_lets_a_slower_model_answer(backend):
+    # 20 ms for a window against a 5 ms budget: at 10 fps the lead covers 50 ms, so the model
+    # is waited for (the output shows the lead meanwhile) and nothing falls back.
+    cfg = EngineConfig(rate=60, lookahead=1, budget_ms=5)
+    out, engine, _ = run_synchronised(backend, 1, 0.020, cfg)
+    snap = engine.snapshot()
+    assert snap["fallbacks"] == 0 and snap["model_calls"] == 29
+    assert {p.kind for p in out} == {"keyframe", "interpolated", "predicted"}
+    fixed = EngineConfig(rate=60, lookahead=1, budget_ms=5, budget_from_lead=False)
+    assert run_synchronised(backend, 1, 0.020, fixed)[1].snapshot()["fallbacks"] >= 25
+
+
+def test_overload_runs_the_model_on_what_fits_and_every_stream_keeps_its_rate(backend):
+    # 24 streams arriving together, 3 ms of model per window: about 11 fit in the lead's 33 ms.
+    # The model answers that many per call, the rest fall back at once (never a stall), and
+    # which streams fall back rotates.
+    cfg = EngineConfig(rate=60, lookahead=1, budget_ms=5)
+    out, engine, batches = run_synchronised(backend, 24, 0.003, cfg, seconds=4.0)
+    snap = engine.snapshot()
+    assert 6 <= np.median(batches) <= 12 and max(batches) <= 24
+    assert 0.3 < snap["fallbacks"] / (24 * 39) < 0.8
+    assert snap["late_answers"] <= 24 and snap["skipped_ticks"] == 0     # (the first call: cost unknown)
+    for i in range(24):
+        mine = [p for p in out if p.stream == f"s{i}" and p.time - T0 > 0.5]
+        kinds = {p.kind for p in mine}
+        # Its rate: a pose every tick, from 0.5 s to the newest keyframe (3.9 s) less the delay.
+        assert len(mine) == pytest.approx(60 * (3.9 - 0.1 - 0.5), abs=3)
+        assert np.diff([p.time for p in mine]).max() < 1.5 / 60
+        assert {"interpolated", "fallback"} <= kinds, (i, kinds)              # both, rotating

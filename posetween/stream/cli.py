@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from . import replay
@@ -52,6 +53,12 @@ def register(sub) -> None:
     p.add_argument("--stats-interval", type=float, default=1.0, help="seconds between stats messages")
     p.add_argument("--log-interval", type=float, default=10.0, help="seconds between logged counter lines")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for small batches)")
+    p.add_argument("--wide-threads", type=int, default=min(2, os.cpu_count() or 1),
+                   help="onnxruntime threads for batches of --wide-batch windows or more (many streams at "
+                        "once); 1: one thread for every batch")
+    p.add_argument("--wide-batch", type=int, default=d.wide_batch, help="see --wide-threads")
+    p.add_argument("--linear-only", action="store_true",
+                   help="no model: every window is linear interpolation (the service's own cost, for capacity tests)")
     p.set_defaults(func=_serve)
     replay.register(sub)
 
@@ -71,7 +78,7 @@ def _serve(args) -> int:
                            extra_delay_ms=args.extra_delay_ms, queries=args.queries, blend_s=args.blend_ms / 1000,
                            max_streams=args.max_streams, idle_timeout_s=args.idle_timeout,
                            max_gap_intervals=args.max_gap_intervals,
-                           max_jump_torso_per_s=args.max_jump_torso_per_s)
+                           max_jump_torso_per_s=args.max_jump_torso_per_s, wide_batch=args.wide_batch)
     except ValueError as e:
         raise SystemExit(f"error: {e}")
     if args.threads:
@@ -80,8 +87,16 @@ def _serve(args) -> int:
     sys.setswitchinterval(0.0005)
     options = {"queries": args.queries} if args.backend.startswith(("onnx", "ort", "auto")) else {}
     backend = create_backend(args.backend, model_path=args.model, **options)
-    log.info("backend %s, window %d", getattr(backend, "name", type(backend).__name__), backend.window)
-    service = Service(Engine(backend, cfg), args.in_address, args.out_address, allow_remote=args.allow_remote,
+    wide = None
+    if args.wide_threads > 1 and args.backend.startswith(("onnx", "ort", "auto")) and "cuda" not in backend.name:
+        wide = create_backend(args.backend, model_path=args.model, threads=args.wide_threads, **options)
+    if args.linear_only:
+        from .engine import LinearOnly
+        backend, wide = LinearOnly(backend.window), None
+    log.info("backend %s, window %d%s", getattr(backend, "name", type(backend).__name__), backend.window,
+             f"; {wide.name} from {args.wide_batch} windows" if wide is not None else "")
+    service = Service(Engine(backend, cfg, wide_backend=wide), args.in_address, args.out_address,
+                      allow_remote=args.allow_remote,
                       stats_interval=args.stats_interval, log_interval=args.log_interval)
     try:
         service.start()

@@ -13,6 +13,8 @@ class EngineConfig:
                                        # interval), 0 predicts past the newest keyframe
     budget_ms: float = 10.0            # the model's time after a keyframe arrives; later = fallback
                                        # (not part of the delay: the previous window's lead covers it)
+    budget_from_lead: bool = True      # allow the model as long as the lead shown meanwhile lasts
+                                       # (less a frame), when that is longer than budget_ms
     extra_delay_ms: float = 0.0        # added to the output delay (margin for arrival jitter)
     max_lag_slew: float = 0.02         # output time may run this much fast/slow while the delay adapts
     max_lag_error_s: float = 0.1       # a lag further than this from its target (a stale backlog, a
@@ -30,6 +32,7 @@ class EngineConfig:
     horizon_intervals: float = 1.5     # lookahead 0: the prediction covers this many intervals
     blend_s: float = 0.1               # a correction (new data over shown output) blends this long
     max_batch: int = 64                # windows per model call
+    wide_batch: int = 16               # from this many windows, the engine's wide_backend (more threads)
     pad_batch: bool = False            # pad the batch to a power of two (static-shape backends)
 
     # Stream life

@@ -100,6 +100,7 @@ class _Stream:
     lag: Lag
     seq_out: int = 0
     queued: _Job | None = None   # the newest window waiting for the model
+    debt: int = 0                # windows fallen back since the model last answered one
 
 
 def fallback_poses(key_xy: np.ndarray, key_conf: np.ndarray, key_time: np.ndarray, query: np.ndarray,
@@ -144,10 +145,28 @@ def extrapolate(times: np.ndarray, poses: np.ndarray, later: np.ndarray) -> np.n
     return poses[-1] + (later - times[-1])[:, None, None] * velocity
 
 
+class LinearOnly:
+    """A stand-in for the model that answers every window with linear interpolation of its
+    keyframes (the fallback's): the service with no model cost, whose capacity is the ceiling
+    the service itself sets (``posetween serve --linear-only``, benchmarks/capacity.py)."""
+
+    name = "linear-only"
+
+    def __init__(self, window: int):
+        self.window = window
+
+    def run(self, key_xy, key_conf, key_time, query_time) -> np.ndarray:
+        return np.stack([np.nan_to_num(fallback_poses(x, c, t, q, 1.0))
+                         for x, c, t, q in zip(key_xy, key_conf, key_time, query_time)])
+
+
 class Engine:
     def __init__(self, backend, config: EngineConfig | None = None, *, clock=time.monotonic,
-                 stats: Stats | None = None):
+                 stats: Stats | None = None, wide_backend=None):
         self.backend = backend
+        # The same model with more threads, for batches of wide_batch windows or more (many
+        # streams at once): one thread is fastest for a few windows, both cores for many.
+        self.wide_backend = wide_backend
         self.cfg = config or EngineConfig()
         fixed_q = getattr(backend, "queries", None)
         if fixed_q is not None and fixed_q != self.cfg.queries:   # an exported static-shape graph
@@ -173,7 +192,7 @@ class Engine:
         self._segments = 0
         self._frames_total = 0
         self._model_failed = False
-        self._latency: dict[int, deque[float]] = {}   # recent seconds per call, by batch size bucket
+        self._latency: deque[tuple[int, float]] = deque(maxlen=16)   # recent calls: (windows, seconds)
         self._last_probe = -math.inf
 
     # ------------------------------------------------------------ input
@@ -268,7 +287,8 @@ class Engine:
             kinds = [PREDICTED] * Q
             lead = np.zeros(0)
         key_xy, key_conf, key_time = w.arrays()
-        job = _Job(w.id, w.segment, now, now + cfg.budget_s, key_xy, key_conf, key_time, query, conf, kinds, lead)
+        job = _Job(w.id, w.segment, now, now + self._budget(w, keys[-1], lead), key_xy, key_conf, key_time,
+                   query, conf, kinds, lead)
         old = st.queued
         if old is not None and not old.done and not old.inflight:
             # Its stream's newer window is here (a burst, or a busy model): the model answers the
@@ -278,6 +298,24 @@ class Engine:
             self._resolve(self._jobs.popleft())
         self._jobs.append(job)
         st.queued = job
+
+    def _budget(self, w: StreamWindow, newest: Keyframe, lead: np.ndarray) -> float:
+        """Seconds the model may take on a window before its fallback is merged. With
+        ``budget_from_lead``, as long as what the output shows meanwhile lasts (less one output
+        period and this keyframe's lateness): the previous window's lead (lookahead >= 1) or
+        prediction (lookahead 0) past the keyframe the output is reaching; never below
+        ``budget_ms``. At 15 fps that is about 25 ms instead of 10: three times the windows
+        per call before anything falls back."""
+        cfg = self.cfg
+        if not cfg.budget_from_lead:
+            return cfg.budget_s
+        if cfg.lookahead >= 1:
+            covered = min(w.interval(), max(cfg.lead_intervals * w.interval(), 1.5 * cfg.budget_s)) \
+                if cfg.lead_queries else 0.0
+        else:
+            covered = (cfg.horizon_intervals - 1.0) * w.interval()
+        late = (newest.arrival - newest.time) - w.offset()
+        return max(cfg.budget_s, covered - late - 1.0 / cfg.rate)
 
     def _retarget(self, st: _Stream, target: float) -> None:
         """Aim the stream's lag at ``target``. A small change slews (evenly spaced pose times);
@@ -323,6 +361,9 @@ class Engine:
             kinds = [FALLBACK] * len(job.query)
             job.fell_back = True
             self.stats.add("superseded_windows" if superseded else "fallbacks")
+            st = self._streams.get(job.stream)
+            if st is not None and not superseded:
+                st.debt += 1
         self._merge(job, poses, kinds)
 
     def _merge(self, job: _Job, poses: np.ndarray, kinds: list[str]) -> None:
@@ -365,22 +406,25 @@ class Engine:
             self._inflight = batch
         if not batch:
             return 0
-        n = len(batch)
-        if self._predictably_late(n, now, max(j.deadline for j in batch)):
-            with self._lock:      # shed load: the answer would come too late anyway
-                for job in batch:
+        batch, shed = self._fit(batch, now)
+        if shed:
+            with self._lock:      # shed load: their answers would come too late anyway
+                for job in shed:
                     self._resolve(job)
-                self._inflight = []
-            self.stats.add("shed_windows", n)
-            return n
+                self._inflight = batch
+            self.stats.add("shed_windows", len(shed))
+        n = len(batch)
+        if not n:
+            return len(shed)
         stack = lambda name: np.stack([getattr(j, name) for j in batch])
         arrays = [stack("key_xy"), stack("key_conf"), stack("key_time"), stack("query")]
         if self.cfg.pad_batch:
             size = 1 << (n - 1).bit_length()
             arrays = [np.concatenate([a, np.repeat(a[-1:], size - n, 0)]) for a in arrays]
+        backend = self.wide_backend if self.wide_backend is not None and n >= self.cfg.wide_batch else self.backend
         t0 = time.perf_counter()
         try:
-            out = np.asarray(self.backend.run(*arrays))[:n]
+            out = np.asarray(backend.run(*arrays))[:n]
             if not np.isfinite(out).all():
                 raise FloatingPointError("the model returned non-finite poses")
         except Exception as e:  # a failing backend must not stop the service: fall back
@@ -397,7 +441,7 @@ class Engine:
         done = now + elapsed if given else self.now()
         # What a call costs on the engine's clock, the one deadlines are judged by: the real
         # time on a wall clock, nothing on a simulated one (a video file replayed by the demo).
-        self._latency.setdefault(n.bit_length(), deque(maxlen=5)).append(done - now)
+        self._latency.append((n, done - now))
         self.stats.answered([done - j.arrival for j in batch])
         with self._lock:
             for i, job in enumerate(batch):
@@ -407,23 +451,43 @@ class Engine:
                     continue
                 if not job.done:
                     self._resolve(job, out[i])
+                    st = self._streams.get(job.stream)
+                    if st is not None:
+                        st.debt = 0
                 elif job.fell_back:               # late, but still better than the fallback
                     self.stats.add("late_answers")
                     self._merge(job, out[i], job.kinds)
             self._inflight = []
-        return n
+        return n + len(shed)
 
-    def _predictably_late(self, n: int, now: float, deadline: float) -> bool:
-        """Whether a batch of n windows would surely miss the latest of their deadlines (recent
-        calls of that size took longer). Then the model is skipped, which keeps an overloaded
-        machine serving on time, except for a probe every PROBE_S to notice when it recovers."""
-        recent = self._latency.get(n.bit_length())
-        if not recent or now + sorted(recent)[len(recent) // 2] <= deadline:   # median: one spike is not a trend
-            return False
-        if now - self._last_probe >= PROBE_S:
-            self._last_probe = now
-            return False
-        return True
+    def _fit(self, batch: list[_Job], now: float) -> tuple[list[_Job], list[_Job]]:
+        """The windows the model can answer before the earliest of their deadlines (from the
+        per-window cost of recent calls), and the rest, which fall back at once. Under load
+        every stream keeps its output rate: the model where it fits, the fallback where not.
+        The windows of streams that fell back most recently go first, so that the fallback is
+        spread over the streams instead of always hitting the same ones. When nothing fits, one
+        window is tried every PROBE_S, to notice when the machine has recovered."""
+        cost = self._window_cost()
+        if cost is None:
+            return batch, []
+        slack = min(j.deadline for j in batch) - now
+        n_fit = min(len(batch), max(int(slack / cost), 0))
+        if n_fit == 0 and now - self._last_probe >= PROBE_S:
+            self._last_probe = now      # (calls of n_fit windows keep the cost up to date)
+            n_fit = 1
+        if n_fit == len(batch):
+            return batch, []
+        debt = lambda j: -(self._streams[j.stream].debt if j.stream in self._streams else 0)
+        batch = sorted(batch, key=debt)      # stable: equal debts keep their arrival order
+        return batch[:n_fit], batch[n_fit:]
+
+    def _window_cost(self) -> float | None:
+        """Seconds per window of a model call, from the recent calls (median; None before any).
+        Batches cost about linearly; the fixed part of a small call makes this cautious."""
+        if not self._latency:
+            return None
+        per = sorted(s / n for n, s in self._latency)
+        return per[len(per) // 2]
 
     # ------------------------------------------------------------ output
 

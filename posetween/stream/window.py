@@ -91,10 +91,15 @@ class StreamWindow:
         delivery, the others waited in queues. Burst-delivered stale keyframes do not hold it
         up (the newest of the burst is the fastest), and a delivery that became slower for good
         is noticed after ``offset_window_s``."""
-        newest = self.offsets[-1][0]
-        recent = [o for i, (a, o) in enumerate(reversed(self.offsets))
-                  if i < 4 or newest - a <= self.cfg.offset_window_s]
-        return min(recent)
+        return self._offset
+
+    def _min_offset(self) -> float:
+        newest, best = self.offsets[-1][0], float("inf")
+        for i, (a, o) in enumerate(reversed(self.offsets)):
+            if i >= 4 and newest - a > self.cfg.offset_window_s:
+                break          # (arrivals are in order: the rest are older still)
+            best = min(best, o)
+        return best
 
     def gap_limit(self) -> float:
         """Longest capture-time step that continues the segment. Before the stream has shown its
@@ -208,6 +213,7 @@ class StreamWindow:
         seen = kf.conf[NECK] > 0 and kf.conf[MID_HIP] > 0
         self._torsos.append(float(np.hypot(*(kf.xy[NECK] - kf.xy[MID_HIP]))) if seen else float("nan"))
         self.offsets.append((kf.arrival, kf.arrival - kf.time))
+        self._offset = self._min_offset()     # (read several times per keyframe)
         self.last_time, self.last_seq, self.last_arrival = kf.time, kf.seq, kf.arrival
 
     # ------------------------------------------------------------ model input

@@ -1,0 +1,217 @@
+"""Capacity of ``posetween serve``: the largest number of streams at 15 fps in, 120 Hz out,
+with every stream's output rate within 1 % of 120 Hz and at most 1 % of windows fallen back
+to linear interpolation, for two arrival patterns:
+
+* spread: the streams' keyframes spread evenly over the input interval (independent cameras);
+* synchronised: every stream's keyframe at the same instant (one camera with several people,
+  or synchronised cameras): the model gets one large batch per interval.
+
+Beside the model, the same service with ``--linear-only`` (every window linear: no model
+cost), the ceiling the service itself sets (decoding, rendering, sending).
+
+The service runs as a subprocess; the streams are published by a second subprocess, and this
+process subscribes to the output (raw frames, only the fields it needs, so that the
+measurement costs the machine little).
+
+    python benchmarks/capacity.py --seconds 6 --json out/capacity.json --plot docs/capacity.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import msgpack
+import numpy as np
+import zmq
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from stream_latency import free_address, pose  # noqa: E402
+
+FPS, RATE = 15.0, 120.0
+
+
+def publish(address: str, n: int, fps: float, synchronised: bool, seconds: float) -> None:
+    """Publish n streams (a subprocess: its own interpreter, its own GIL)."""
+    from posetween.stream.client import PosePublisher
+    base = [pose(0.0, i) for i in range(n)]
+    with PosePublisher(address) as pub:
+        start = time.time() + 0.05
+        phase = np.zeros(n) if synchronised else np.arange(n) / (fps * n)
+        k = np.zeros(n, int)
+        while time.time() < start + seconds:
+            due = start + k / fps + phase
+            i = int(np.argmin(due))
+            wait = due[i] - time.time()
+            if wait > 0:
+                time.sleep(wait)
+            t = float(due[i])
+            xy = base[i] + np.array([40.0 * (t - start), 0.0])
+            pub.send(f"s{i}", t, xy, check=False)
+            k[i] += 1
+
+
+def run_one(args, n: int, synchronised: bool, linear_only: bool) -> dict:
+    in_addr, out_addr = free_address(), free_address()
+    cmd = [sys.executable, "-m", "posetween.cli", "serve", "--in", in_addr, "--out", out_addr,
+           "--rate", str(RATE), "--lookahead", "1", "--backend", args.backend, "--max-streams", str(max(n, 64)),
+           "--stats-interval", "0.5", "--log-interval", "1000"]
+    if args.model:
+        cmd += ["--model", args.model]
+    if linear_only:
+        cmd.append("--linear-only")
+    proc = subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    log: list[str] = []
+    threading.Thread(target=lambda: log.extend(iter(proc.stderr.readline, "")), daemon=True).start()
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.RCVHWM, 1_000_000)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    try:
+        deadline = time.time() + 120
+        while not any("serving" in line for line in log):
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError("serve did not start:\n" + "".join(log))
+            time.sleep(0.1)
+        sub.connect(out_addr)
+        total = args.warmup + args.seconds
+        publisher = mp.get_context("spawn").Process(target=publish, args=(in_addr, n, FPS, synchronised, total + 0.5))
+        publisher.start()
+        t_measure = time.time() + args.warmup
+        t_end = t_measure + args.seconds
+        frames: dict[str, list[float]] = {}
+        kinds: dict[str, int] = {}
+        first_stats = last_stats = None
+        while time.time() < t_end:
+            if not sub.poll(100):
+                continue
+            msg = sub.recv()
+            topic, _, body = msg.partition(b"\0")
+            now = time.time()
+            if topic == b"stats":
+                if now >= t_measure:
+                    s = msgpack.unpackb(body)
+                    first_stats = first_stats or s
+                    last_stats = s
+                continue
+            if now < t_measure or not topic.startswith(b"pose/"):
+                continue
+            m = msgpack.unpackb(body)
+            frames.setdefault(m["stream"], []).append(m["pub"])
+            kinds[m["kind"]] = kinds.get(m["kind"], 0) + 1
+        publisher.join(10)
+    finally:
+        sub.close(0)
+        ctx.term()
+        proc.terminate()
+        proc.wait(20)
+    rates = [len(v) / args.seconds for v in frames.values()]
+    stall = max((float(np.diff(v).max()) for v in frames.values() if len(v) > 1), default=float("inf"))
+    d = lambda key: (last_stats[key] - first_stats[key]) if first_stats and last_stats else 0
+    windows = d("keyframes_in")
+    fallen = d("fallbacks")
+    row = {"streams": n, "pattern": "synchronised" if synchronised else "spread",
+           "mode": "linear only" if linear_only else "model",
+           "streams_seen": len(frames), "rate_min": min(rates) if len(rates) == n else 0.0,
+           "rate_mean": float(np.mean(rates)) if rates else 0.0, "stall_s": stall,
+           "fallback_share": fallen / windows if windows else None,
+           "model_ms_p50": last_stats and last_stats["model_ms_p50"],
+           "model_batch_mean": last_stats and last_stats["model_batch_mean"],
+           "skipped_ticks": d("skipped_ticks"), "kinds": kinds}
+    row["ok"] = bool(row["rate_min"] >= 0.99 * RATE and row["fallback_share"] is not None
+                     and row["fallback_share"] <= 0.01)
+    return row
+
+
+def capacity(args, synchronised: bool, linear_only: bool, results: list) -> int:
+    """Step up the stream count until a count fails; the largest passing count."""
+    best = 0
+    for n in args.counts:
+        r = run_one(args, n, synchronised, linear_only)
+        results.append(r)
+        fb = "-" if r["fallback_share"] is None else f"{100 * r['fallback_share']:.1f} %"
+        print(f"{r['pattern']:>12} {r['mode']:>11} {n:4d} streams: rate min {r['rate_min']:.1f} Hz, "
+              f"fallback {fb}, longest pause {1000 * r['stall_s']:.0f} ms, batch {r['model_batch_mean']}, "
+              f"{'ok' if r['ok'] else 'FAIL'}", file=sys.stderr, flush=True)
+        if not r["ok"]:
+            break
+        best = n
+    return best
+
+
+def plot(results: list[dict], path: str, meta: dict) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, pattern in zip(axes, ("spread", "synchronised")):
+        for mode, style in (("model", "o-"), ("linear only", "s--")):
+            rows = sorted((r for r in results if r["pattern"] == pattern and r["mode"] == mode),
+                          key=lambda r: r["streams"])
+            if not rows:
+                continue
+            x = [r["streams"] for r in rows]
+            ax.plot(x, [r["rate_min"] for r in rows], style, label=f"{mode}: slowest stream's rate")
+            if mode == "model":
+                ax2 = ax.twinx()
+                ax2.plot(x, [100 * (r["fallback_share"] or 0) for r in rows], "x:", color="tab:red",
+                         label="model: windows fallen back (%)")
+                ax2.set_ylabel("windows fallen back (%)", color="tab:red")
+                ax2.set_ylim(0, 100)
+        ax.axhline(0.99 * RATE, color="gray", lw=0.8)
+        ax.set_title(f"{pattern} arrivals")
+        ax.set_xlabel("streams at 15 fps")
+        ax.set_ylabel("output rate (Hz)")
+        ax.set_ylim(0, RATE * 1.1)
+        ax.legend(loc="lower left", fontsize=7)
+    fig.suptitle(f"posetween serve capacity, 120 Hz out; {meta['cpu']}", fontsize=9)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", help="model file (default: the shipped default model)")
+    p.add_argument("--backend", default="auto")
+    p.add_argument("--counts", type=int, nargs="+", default=[8, 16, 32, 48, 64, 80, 100, 128, 160])
+    p.add_argument("--patterns", nargs="+", default=["spread", "synchronised"])
+    p.add_argument("--modes", nargs="+", default=["model", "linear"])
+    p.add_argument("--seconds", type=float, default=6.0, help="measured seconds per count")
+    p.add_argument("--warmup", type=float, default=2.0)
+    p.add_argument("--json")
+    p.add_argument("--plot")
+    args = p.parse_args()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    meta = {"cpu": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                   f"load average {load:.1f} at start", "backend": args.backend, "model": args.model or "default",
+            "seconds": args.seconds, "fps": FPS, "rate": RATE}
+    results: list[dict] = []
+    table = ["| arrivals | model | linear only |", "|---|---|---|"]
+    for pattern in args.patterns:
+        caps = {}
+        for mode in args.modes:
+            caps[mode] = capacity(args, pattern == "synchronised", mode == "linear", results)
+        table.append(f"| {pattern} | {caps.get('model', '-')} | {caps.get('linear', '-')} |")
+    print("\n".join(table))
+    if args.plot:
+        plot(results, args.plot, meta)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
