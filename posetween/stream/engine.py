@@ -468,7 +468,7 @@ class Engine:
         spread over the streams instead of always hitting the same ones. When nothing fits, one
         window is tried every PROBE_S, to notice when the machine has recovered."""
         cost = self._window_cost()
-        if cost is None:
+        if not cost:                    # None before any call; 0 on a simulated clock: all fit
             return batch, []
         slack = min(j.deadline for j in batch) - now
         n_fit = min(len(batch), max(int(slack / cost), 0))
