@@ -32,6 +32,12 @@ def register(sub) -> None:
                    help="bind address for poses out (PUB)")
     p.add_argument("--allow-remote", action="store_true",
                    help="allow binding a non-loopback address such as 0.0.0.0 (anyone who reaches it can send and read)")
+    p.add_argument("--curve-key", metavar="FILE",
+                   help="CurveZMQ: encrypt and authenticate both sockets with this server key pair (the "
+                        "NAME.key_secret file of zmq.auth.create_certificates); needs --curve-clients")
+    p.add_argument("--curve-clients", metavar="FILE",
+                   help="CurveZMQ: the client public keys allowed, one a line, each with the stream-id prefix "
+                        "it may write: '<Z85 key> [<prefix>]' (README, section Security)")
     p.add_argument("--rate", type=float, default=d.rate, help="output poses per second per stream")
     p.add_argument("--lookahead", type=int, choices=(0, 1, 2), default=d.lookahead,
                    help="1: interpolate (delay: one input interval); 0: predict (delay: only the clock offset)")
@@ -71,16 +77,23 @@ def _serve(args) -> int:
     from .engine import Engine
     from .service import Service, check_bind_address
 
+    from .security import CurveConfig
     try:
         for a in (args.in_address, args.out_address):
             check_bind_address(a, args.allow_remote)
+        if bool(args.curve_key) != bool(args.curve_clients):
+            raise ValueError("--curve-key and --curve-clients go together")
+        curve = CurveConfig.from_files(args.curve_key, args.curve_clients) if args.curve_key else None
         cfg = EngineConfig(rate=args.rate, lookahead=args.lookahead, budget_ms=args.budget_ms,
                            extra_delay_ms=args.extra_delay_ms, queries=args.queries, blend_s=args.blend_ms / 1000,
                            max_streams=args.max_streams, idle_timeout_s=args.idle_timeout,
                            max_gap_intervals=args.max_gap_intervals,
                            max_jump_torso_per_s=args.max_jump_torso_per_s, wide_batch=args.wide_batch)
-    except ValueError as e:
+    except (ValueError, OSError) as e:
         raise SystemExit(f"error: {e}")
+    if args.allow_remote and curve is None:
+        log.warning("--allow-remote without --curve-key: anyone who reaches these sockets can write any stream "
+                    "and read every one")
     if args.threads:
         torch.set_num_threads(args.threads)
     # The output thread must not wait long for the GIL while the input thread decodes.
@@ -96,7 +109,7 @@ def _serve(args) -> int:
     log.info("backend %s, window %d%s", getattr(backend, "name", type(backend).__name__), backend.window,
              f"; {wide.name} from {args.wide_batch} windows" if wide is not None else "")
     service = Service(Engine(backend, cfg, wide_backend=wide), args.in_address, args.out_address,
-                      allow_remote=args.allow_remote,
+                      allow_remote=args.allow_remote, curve=curve,
                       stats_interval=args.stats_interval, log_interval=args.log_interval)
     try:
         service.start()

@@ -24,6 +24,7 @@ import zmq
 
 from . import wire
 from .frames import OutputPose
+from .security import make_client
 from .validate import to_model_pose
 from .wire import StatsMessage
 
@@ -55,10 +56,13 @@ class PosePublisher(_Client):
     drops what it sends before that. Sending never blocks (ZeroMQ drops at its high-water mark)."""
 
     def __init__(self, address: str = "tcp://127.0.0.1:5555", *, wait: float = 2.0,
-                 context: zmq.Context | None = None, hwm: int = 1000):
+                 context: zmq.Context | None = None, hwm: int = 1000,
+                 curve: tuple[bytes, bytes, bytes] | None = None):
         super().__init__(zmq.XPUB, context)
         self.sock.setsockopt(zmq.LINGER, 200)
         self.sock.setsockopt(zmq.SNDHWM, hwm)
+        if curve is not None:        # (client public, client secret, server public), Z85
+            make_client(self.sock, curve)
         self.sock.connect(address)
         self.address = address
         self._seq: dict[str, int] = {}
@@ -104,9 +108,12 @@ class PoseSubscriber(_Client):
     """Receives output poses (and, with ``stats=True``, the service's counters)."""
 
     def __init__(self, address: str = "tcp://127.0.0.1:5556", streams=None, conflate: bool = False,
-                 *, stats: bool = False, context: zmq.Context | None = None, hwm: int = 10000):
+                 *, stats: bool = False, context: zmq.Context | None = None, hwm: int = 10000,
+                 curve: tuple[bytes, bytes, bytes] | None = None):
         super().__init__(zmq.SUB, context)
         self.sock.setsockopt(zmq.LINGER, 0)
+        if curve is not None:        # (client public, client secret, server public), Z85
+            make_client(self.sock, curve)
         if conflate:
             self.sock.setsockopt(zmq.CONFLATE, 1)   # before connect; whole single-frame messages
         else:

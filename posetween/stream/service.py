@@ -30,6 +30,7 @@ from zmq.utils.monitor import recv_monitor_message
 from . import wire
 from .engine import Engine
 from .people import camera_messages
+from .security import CurveConfig, make_server, start_authenticator
 from .stats import RateLimitedLog, summary_line
 from .validate import InputError
 
@@ -62,8 +63,11 @@ class Service:
                  out_address: str = "tcp://127.0.0.1:5556", *, allow_remote: bool = False,
                  stats_interval: float = 1.0, log_interval: float = 10.0,
                  max_message_bytes: int = wire.MAX_MESSAGE_BYTES, hwm: int = 1000,
-                 context: zmq.Context | None = None, switch_interval: float | None = 0.0005):
+                 context: zmq.Context | None = None, switch_interval: float | None = 0.0005,
+                 curve: CurveConfig | None = None):
         self.engine = engine
+        self.curve = curve            # None: plain ZeroMQ (anyone who reaches the sockets may use them)
+        self._auth = None
         self.in_address = check_bind_address(in_address, allow_remote)
         self.out_address = check_bind_address(out_address, allow_remote)
         self.stats_interval, self.log_interval = stats_interval, log_interval
@@ -81,11 +85,15 @@ class Service:
     def start(self) -> "Service":
         """Bind both sockets (errors raise here) and start the threads. The bound addresses
         (with the real port when the address asked for ``*``) are ``in_address``/``out_address``."""
+        if self.curve is not None and self._auth is None:
+            self._auth = start_authenticator(self.ctx, self.curve)
         sub = self.ctx.socket(zmq.SUB)
         pub = self.ctx.socket(zmq.PUB)
         try:
             for s in (sub, pub):
                 s.setsockopt(zmq.LINGER, 0)
+                if self.curve is not None:
+                    make_server(s, self.curve)
             # zmq drops the connection of a peer that sends more than this; smaller oversized
             # messages reach the decoder and are counted as "oversized".
             sub.setsockopt(zmq.MAXMSGSIZE, 4 * self.max_message_bytes)
@@ -101,7 +109,9 @@ class Service:
             raise OSError(f"cannot bind {self.in_address} / {self.out_address}: {e}") from e
         self.in_address = sub.getsockopt_string(zmq.LAST_ENDPOINT)
         self.out_address = pub.getsockopt_string(zmq.LAST_ENDPOINT)
-        monitor = sub.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+        monitor = sub.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
+                                         | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                                         | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
         if self.switch_interval is not None:
             sys.setswitchinterval(self.switch_interval)
         self._threads = [
@@ -111,8 +121,9 @@ class Service:
         for t in self._threads:
             t.start()
         log.info("serving: keyframes in on %s (SUB, topic pose/<id>), poses out on %s (PUB), "
-                 "%g Hz, lookahead %d, budget %g ms", self.in_address, self.out_address,
-                 self.engine.cfg.rate, self.engine.cfg.lookahead, self.engine.cfg.budget_ms)
+                 "%g Hz, lookahead %d, budget %g ms%s", self.in_address, self.out_address,
+                 self.engine.cfg.rate, self.engine.cfg.lookahead, self.engine.cfg.budget_ms,
+                 f"; CurveZMQ, {len(self.curve.clients)} client keys" if self.curve is not None else "")
         return self
 
     def stop(self) -> None:
@@ -120,6 +131,9 @@ class Service:
         for t in self._threads:
             t.join(timeout=5)
         self._threads = []
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
         if self._own_context:
             self.ctx.term()
 
@@ -159,12 +173,14 @@ class Service:
                 if sub in events:
                     for _ in range(DRAIN_MAX):   # then run the model, even under a flood
                         try:
-                            msg = sub.recv(zmq.NOBLOCK, copy=True)
+                            frame = sub.recv(zmq.NOBLOCK, copy=False)
                         except zmq.Again:
                             break
                         now = engine.now()
                         try:
-                            m = wire.decode_input(msg, self.max_message_bytes)
+                            m = wire.decode_input(frame.bytes, self.max_message_bytes)
+                            if self.curve is not None and not self._allowed(frame, m):
+                                continue
                             if isinstance(m, wire.FrameMessage):
                                 engine.push_frame(m.camera, m.time, m.xy, m.conf, m.layout, m.ids, now=now)
                             else:
@@ -183,6 +199,12 @@ class Service:
                     # ZMQ_MAXMSGSIZE), so the log says both.
                     if event["event"] == zmq.EVENT_ACCEPTED:
                         engine.stats.add("connects")
+                    elif event["event"] in (zmq.EVENT_HANDSHAKE_FAILED_AUTH, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+                                            zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL):
+                        engine.stats.add("refused")
+                        self._disconnect_log("refused", "refused a publisher: %s", "its key is not listed"
+                                             if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                                             else "not a CURVE client of this key")
                     elif event["event"] == zmq.EVENT_DISCONNECTED:
                         engine.stats.add("disconnects")
                         self._disconnect_log("disconnect", "a publisher's connection closed (it exited, or sent a "
@@ -194,6 +216,20 @@ class Service:
             sub.disable_monitor()
             monitor.close(0)
             sub.close(0)
+
+    def _allowed(self, frame: zmq.Frame, m) -> bool:
+        """CURVE: whether the sender's key may write this message's stream ids (its prefix)."""
+        try:
+            user = frame.get("User-Id")
+        except zmq.ZMQError:
+            user = None
+        prefix = self.curve.prefix_of(user)
+        target = m.camera if isinstance(m, wire.FrameMessage) else m.stream
+        if prefix is None or not target.startswith(prefix):
+            self.engine.drop("not_allowed", f"stream {target!r}: the sender's key may write only ids starting "
+                                            f"with {prefix!r}")
+            return False
+        return True
 
     def _warn_fallbacks(self, snap: dict) -> None:
         last = getattr(self, "_last_log_snap", None)

@@ -73,6 +73,7 @@ class Stats:
                 "skipped_ticks": self.counts["skipped_ticks"],
                 "publishers": max(self.counts["connects"] - self.counts["disconnects"], 0),
                 "disconnects": self.counts["disconnects"],
+                "refused": self.counts["refused"],
                 "send_dropped": self.counts["send_dropped"],
                 "model_calls": self.counts["model_calls"],
                 "model_errors": self.counts["model_errors"],
