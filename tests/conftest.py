@@ -51,7 +51,8 @@ def clip_path() -> Path:
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data not found at {SHARED_DATA} (see DEVELOPERS.md: ../shared/data)")
+        pytest.skip(f"real data not found at {SHARED_DATA} (the shared data beside the checkout: "
+                    "README.md, first section)")
     return SHARED_DATA
 
 

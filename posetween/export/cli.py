@@ -16,9 +16,39 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import threading
 import time
 
 log = logging.getLogger("posetween.export")
+
+
+class StageProgress:
+    """A terminal line naming the current stage with a running clock: a fresh ONNX export is one
+    torch call of up to a minute, which no bar can measure, so the clock ticks from a thread."""
+
+    def __init__(self, what: str):
+        from tqdm import tqdm
+
+        self.bar = tqdm(bar_format="{desc} [{elapsed}]", desc=what, disable=None, leave=False)
+        self.what = what
+        self._done = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, daemon=True)
+
+    def _tick(self) -> None:
+        while not self._done.wait(0.5):
+            self.bar.refresh()
+
+    def __call__(self, stage: str) -> None:
+        self.bar.set_description_str(f"{self.what}: {stage}")
+
+    def __enter__(self):
+        self._ticker.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._ticker.join()
+        self.bar.close()
 
 
 def _run_export(args) -> int:
@@ -30,9 +60,10 @@ def _run_export(args) -> int:
     if args.format == "torchscript" and precision != "fp32":
         raise SystemExit("posetween export: --fp16 and --int8 are for --format onnx only")
     t0 = time.perf_counter()
-    out = exporters.export(args.model, args.out, args.format, precision=precision,
-                           queries=args.queries or None, device=args.device, opset=args.opset,
-                           use_cache=not args.no_cache)
+    with StageProgress("export") as progress:
+        out = exporters.export(args.model, args.out, args.format, precision=precision,
+                               queries=args.queries or None, device=args.device, opset=args.opset,
+                               use_cache=not args.no_cache, progress=progress)
     md = exporters.read_metadata(out)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB, {args.format} {precision}, window "
           f"{md['window']}, queries {md['queries']}, dynamic batch) in {time.perf_counter() - t0:.1f} s")

@@ -422,8 +422,13 @@ def onnx_matches(path: Path, digest: str, precision: str, queries: int | None,
             and (opset is None or md.get("opset") == str(opset)))
 
 
+def _no_progress(stage: str) -> None:
+    """The default ``progress`` callback of the exports: says nothing."""
+
+
 def fp32_proto(model: PoseTween, queries: int | None = DEFAULT_QUERIES, opset: int = DEFAULT_OPSET,
-               use_cache: bool = True, source: str | None = None, extra: dict | None = None):
+               use_cache: bool = True, source: str | None = None, extra: dict | None = None,
+               progress=_no_progress):
     """The float32 ONNX of ``model`` (node module paths kept, for the conversions): from the
     cache when this model was exported before (a torch.onnx dynamo export takes 10-60 s), else
     exported and, with ``use_cache``, stored there as a finished fp32 file."""
@@ -434,6 +439,7 @@ def fp32_proto(model: PoseTween, queries: int | None = DEFAULT_QUERIES, opset: i
     if use_cache and path.is_file() and onnx_matches(path, digest, "fp32", queries, opset):
         log.debug("reusing the cached export %s", path)
         return onnx.load(str(path))
+    progress("exporting with torch.onnx (the slow part, 10-60 s; cached for next time)")
     proto = export_onnx_fp32(model, queries, opset)
     if use_cache:
         try:
@@ -449,27 +455,32 @@ def fp32_proto(model: PoseTween, queries: int | None = DEFAULT_QUERIES, opset: i
 
 def export_onnx(model: PoseTween | str | os.PathLike | None, out, *, precision: str = "fp32",
                 queries: int | None = DEFAULT_QUERIES, opset: int = DEFAULT_OPSET,
-                use_cache: bool = True) -> Path:
+                use_cache: bool = True, progress=_no_progress) -> Path:
     """Export ``model`` (object, checkpoint path, or None: the shipped default) to one .onnx
     file with metadata. The float32 export is cached by model hash (see :func:`fp32_proto`),
-    so exporting the same model again, or in another precision, takes a second."""
+    so exporting the same model again, or in another precision, takes a second. ``progress``
+    is called with the name of each stage as it starts."""
     import onnx
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     out = Path(out)
     extra = _checkpoint_extra(model) if not isinstance(model, PoseTween) and model is not None else {}
+    progress("loading the model")
     m, source = resolve_model(model)
-    proto = fp32_proto(m, queries, opset, use_cache, source, extra)
+    proto = fp32_proto(m, queries, opset, use_cache, source, extra, progress)
     metadata = build_metadata(m, fmt="onnx", precision=precision, queries=queries, source=source,
                               extra=extra, opset=opset)
     if precision == "fp16":
+        progress("converting to float16")
         proto = convert_fp16(proto, fp16_modules(m))
     elif precision == "int8":
+        progress("quantising to int8")
         with tempfile.TemporaryDirectory() as tmp:
             q = Path(tmp) / "int8.onnx"
             convert_int8(proto, q, int8_modules(m))
             proto = onnx.load(str(q))
+    progress("writing")
     _save_onnx(proto, out, metadata)
     return out
 
@@ -495,10 +506,12 @@ def trace_model(model: PoseTween, queries: int = DEFAULT_QUERIES, device="cpu"):
 
 
 def export_torchscript(model: PoseTween | str | os.PathLike | None, out, *,
-                       queries: int | None = DEFAULT_QUERIES, device: str = "cpu") -> Path:
+                       queries: int | None = DEFAULT_QUERIES, device: str = "cpu", progress=_no_progress) -> Path:
     out = Path(out)
     extra = _checkpoint_extra(model) if not isinstance(model, PoseTween) and model is not None else {}
+    progress("loading the model")
     m, source = resolve_model(model)
+    progress("tracing")
     traced = trace_model(m, queries or DEFAULT_QUERIES, device)
     metadata = build_metadata(m, fmt="torchscript", precision="fp32", queries=queries,
                               source=source, extra=extra, device=str(torch.device(device)))
@@ -534,14 +547,14 @@ def read_metadata(path) -> dict[str, str]:
 
 def export(model, out, fmt: str = "onnx", *, precision: str = "fp32",
            queries: int | None = DEFAULT_QUERIES, device: str = "cpu",
-           opset: int = DEFAULT_OPSET, use_cache: bool = True) -> Path:
+           opset: int = DEFAULT_OPSET, use_cache: bool = True, progress=_no_progress) -> Path:
     if fmt == "onnx":
         return export_onnx(model, out, precision=precision, queries=queries, opset=opset,
-                           use_cache=use_cache)
+                           use_cache=use_cache, progress=progress)
     if fmt == "torchscript":
         if precision != "fp32":
             raise ValueError("--fp16 and --int8 are for ONNX only (TorchScript exports float32)")
-        return export_torchscript(model, out, queries=queries, device=device)
+        return export_torchscript(model, out, queries=queries, device=device, progress=progress)
     raise ValueError(f"unknown format {fmt!r} (onnx or torchscript)")
 
 
