@@ -113,3 +113,19 @@ def test_upsample_refuses_a_non_empty_save_dir(files):
     with np.load(out / "model.npz") as z:
         assert len(z["xy"]) == 2 * 11 + 1
     assert (out / "notes.txt").exists()                              # not this command's: left alone
+
+
+def test_help_is_instant_and_imports_no_heavy_module(tmp_path):
+    """`posetween --help` is built from the command table alone: no torch, scipy, OpenCV ..."""
+    probe = ("import sys, time\n"
+             "t0 = time.perf_counter()\n"
+             "from posetween import cli\n"
+             "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+             "heavy = [m for m in ('torch', 'scipy', 'cv2', 'h5py', 'onnx', 'onnxruntime', 'mediapipe') if m in sys.modules]\n"
+             "print(heavy, round(time.perf_counter() - t0, 3), file=sys.stderr)\n")
+    res = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    heavy, seconds = res.stderr.strip().rsplit(" ", 1)
+    assert heavy == "[]", heavy
+    assert "upsample" in res.stdout and "serve" in res.stdout and "``" not in res.stdout
+    print(f"posetween --help: {seconds} s in-process")
