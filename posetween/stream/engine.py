@@ -156,8 +156,15 @@ class LinearOnly:
         self.window = window
 
     def run(self, key_xy, key_conf, key_time, query_time) -> np.ndarray:
-        return np.stack([np.nan_to_num(fallback_poses(x, c, t, q, 1.0))
-                         for x, c, t, q in zip(key_xy, key_conf, key_time, query_time)])
+        """Linear through the two newest keyframes, for a whole batch at once (a joint unseen in
+        one takes the other's position; unseen in both: 0, with confidence 0 in the output)."""
+        a, b = key_xy[:, -2], key_xy[:, -1]                               # (B, J, 2)
+        a = np.where(key_conf[:, -2, :, None] > 0, a, np.nan)
+        b = np.where(key_conf[:, -1, :, None] > 0, b, np.nan)
+        a, b = np.where(np.isnan(a), b, a), np.where(np.isnan(b), a, b)
+        span = key_time[:, -1] - key_time[:, -2]
+        alpha = np.clip((query_time - key_time[:, -2, None]) / np.where(span > 0, span, 1.0)[:, None], 0.0, 2.0)
+        return np.nan_to_num(a[:, None] + alpha[..., None, None] * (b - a)[:, None])
 
 
 class Engine:

@@ -10,6 +10,7 @@ segments (stream restarts) are never interpolated between.
 
 from __future__ import annotations
 
+from bisect import bisect_right, insort
 from collections import deque
 from dataclasses import dataclass
 
@@ -27,14 +28,19 @@ class Sample:
     conf: np.ndarray   # (19,)
     kind: str
     seg: int
+    nan: bool = True   # whether xy has a missing joint (False: the render's lerp needs no masking)
+
+
+def _time(s: Sample) -> float:
+    return s.t
 
 
 def _lerp(a: Sample, b: Sample, t: float) -> tuple[np.ndarray, np.ndarray]:
     span = b.t - a.t
     w = 0.0 if span <= EPS else min(max((t - a.t) / span, 0.0), 1.0)
     xy = a.xy + w * (b.xy - a.xy)
-    # A joint missing on one side takes the other side's value.
-    xy = np.where(np.isnan(a.xy), b.xy, np.where(np.isnan(b.xy), a.xy, xy))
+    if a.nan or b.nan:   # a joint missing on one side takes the other side's value
+        xy = np.where(np.isnan(a.xy), b.xy, np.where(np.isnan(b.xy), a.xy, xy))
     return xy, a.conf + w * (b.conf - a.conf)
 
 
@@ -51,14 +57,14 @@ class Track:
     def __init__(self, max_samples: int = 512, key_times: int = 16):
         self.samples: list[Sample] = []
         self.last: Sample | None = None          # the last rendered output
-        self.key_times: deque[float] = deque(maxlen=key_times)
+        self.key_times: deque[float] = deque(maxlen=key_times)   # as noted (the newest last)
+        self._sorted_keys: list[float] = []                      # the same, sorted: the render's lookup
         self.max_samples = max_samples
 
     def _at(self, samples: list[Sample], t: float) -> tuple[int, Sample | None]:
-        """Index of the first sample after t, and the one at or before it."""
-        i = 0
-        while i < len(samples) and samples[i].t <= t:
-            i += 1
+        """Index of the first sample after t, and the one at or before it (samples are in time
+        order: a binary search, as a track not yet rendered may hold hundreds)."""
+        i = bisect_right(samples, t, key=_time)
         return i, (samples[i - 1] if i else None)
 
     def _value(self, samples: list[Sample], t: float):
@@ -75,8 +81,10 @@ class Track:
         """Add samples ``times (n,)`` ascending, ``xy (n, 19, 2)``, ``conf (n, 19)`` and their
         ``kinds`` (one for all, or one per sample)."""
         kinds = [kinds] * len(times) if isinstance(kinds, str) else list(kinds)
-        new = [Sample(float(times[i]), np.array(xy[i], np.float64), np.array(conf[i], np.float64), kinds[i], seg)
-               for i in range(len(times))]
+        xy, conf = np.array(xy, np.float64), np.array(conf, np.float64)   # one copy; samples are views
+        nan = np.isnan(xy).any(axis=(1, 2)).tolist()
+        new = [Sample(t, x, c, k, seg, m) for t, x, c, k, m in
+               zip(np.asarray(times, np.float64).tolist(), xy, conf, kinds, nan)]
         if not new:
             return
         t_s = new[0].t
@@ -114,7 +122,15 @@ class Track:
         self.samples = cand
 
     def note_keyframe(self, t: float) -> None:
+        if len(self.key_times) == self.key_times.maxlen:
+            self._sorted_keys.remove(self.key_times[0])
         self.key_times.append(t)
+        insort(self._sorted_keys, t)
+
+    def _near_key(self, t: float, tolerance: float) -> bool:
+        keys = self._sorted_keys
+        i = bisect_right(keys, t)
+        return (i > 0 and t - keys[i - 1] <= tolerance) or (i < len(keys) and keys[i] - t <= tolerance)
 
     def has_segment(self, seg: int) -> bool:
         """Whether any sample belongs to segment ``seg``."""
@@ -142,7 +158,7 @@ class Track:
         else:
             xy, conf = _lerp(left, s[i], t)
             kind = s[i].kind
-        if any(abs(t - k) <= key_tolerance for k in self.key_times):
+        if self._near_key(t, key_tolerance):
             kind = KEYFRAME
         self.last = Sample(t, xy, conf, kind, left.seg)
         # Keep the sample at or before t (the left end of the next render's bracket).

@@ -56,11 +56,13 @@ def _median(sorted_values: list[float]) -> float:
 
 def _centre_and_size(xy: np.ndarray, common: np.ndarray) -> tuple[np.ndarray, float]:
     """Centre (mid-hip when seen, else the mean of the common joints) and RMS size about the
-    mean of the common joints."""
+    mean of the common joints. (Plain sums: numpy's mean costs more than the arithmetic here,
+    and this runs twice per keyframe.)"""
     pts = xy[common]
-    mean = pts.mean(0)
+    mean = pts.sum(0) / len(pts)
     centre = xy[MID_HIP] if common[MID_HIP] else mean
-    return centre, float(np.sqrt(((pts - mean) ** 2).sum(-1).mean()))
+    d = pts - mean
+    return centre, float(np.sqrt((d * d).sum() / len(pts)))
 
 
 class StreamWindow:
@@ -72,12 +74,18 @@ class StreamWindow:
         self.intervals: deque[float] = deque(maxlen=cfg.interval_window)
         self._interval = cfg.initial_interval_s   # median of intervals, updated on add
         self._torsos: deque[float] = deque(maxlen=window)   # torso length of each keyframe (NaN: unseen)
-        self.offsets: deque[tuple[float, float]] = deque(maxlen=cfg.offset_window)   # (arrival, arrival - capture)
+        # (arrival, arrival - capture, n) of recent messages, n counting them: a sliding-window
+        # minimum (offsets increase from front to back, so the front is the minimum).
+        self.offsets: deque[tuple[float, float, int]] = deque()
+        self._n_offsets = 0
         self.segment = -1            # set by the engine at each start and restart
         self.last_seq: int | None = None
         self.last_time: float | None = None
         self.last_arrival: float | None = None
         self.pending: tuple[Keyframe, str, str] | None = None   # a conflicting keyframe, its reason, detail
+        self._xy = np.full((window, NUM_JOINTS, 2), np.nan)
+        self._conf = np.zeros((window, NUM_JOINTS))
+        self._t = np.zeros(window)
 
     # ------------------------------------------------------------ estimates
 
@@ -93,13 +101,17 @@ class StreamWindow:
         is noticed after ``offset_window_s``."""
         return self._offset
 
-    def _min_offset(self) -> float:
-        newest, best = self.offsets[-1][0], float("inf")
-        for i, (a, o) in enumerate(reversed(self.offsets)):
-            if i >= 4 and newest - a > self.cfg.offset_window_s:
-                break          # (arrivals are in order: the rest are older still)
-            best = min(best, o)
-        return best
+    def _add_offset(self, arrival: float, offset: float) -> None:
+        q = self.offsets
+        while q and q[-1][1] >= offset:      # never the minimum again: a newer one is as low
+            q.pop()
+        q.append((arrival, offset, self._n_offsets))
+        self._n_offsets += 1
+        newest_kept = self._n_offsets - min(4, self.cfg.offset_window)
+        while len(q) > 1 and (arrival - q[0][0] > self.cfg.offset_window_s or
+                              q[0][2] < self._n_offsets - self.cfg.offset_window) and q[0][2] < newest_kept:
+            q.popleft()
+        self._offset = q[0][1]
 
     def gap_limit(self) -> float:
         """Longest capture-time step that continues the segment. Before the stream has shown its
@@ -200,6 +212,8 @@ class StreamWindow:
             self.keys.clear()
             self._torsos.clear()
             self.offsets.clear()
+            self._xy.fill(np.nan)
+            self._conf.fill(0.0)
             self.segment = self.segment + 1 if segment is None else segment
             if decision.first is not None:
                 self._append(decision.first)
@@ -210,10 +224,12 @@ class StreamWindow:
             self.intervals.append(kf.time - self.keys[-1].time)
             self._interval = _median(sorted(self.intervals))
         self.keys.append(kf)
+        # The model's input arrays, kept shifted (newest last) instead of rebuilt per window.
+        self._xy[:-1], self._conf[:-1], self._t[:-1] = self._xy[1:], self._conf[1:], self._t[1:]
+        self._xy[-1], self._conf[-1], self._t[-1] = kf.xy, kf.conf, kf.time
         seen = kf.conf[NECK] > 0 and kf.conf[MID_HIP] > 0
         self._torsos.append(float(np.hypot(*(kf.xy[NECK] - kf.xy[MID_HIP]))) if seen else float("nan"))
-        self.offsets.append((kf.arrival, kf.arrival - kf.time))
-        self._offset = self._min_offset()     # (read several times per keyframe)
+        self._add_offset(kf.arrival, kf.arrival - kf.time)
         self.last_time, self.last_seq, self.last_arrival = kf.time, kf.seq, kf.arrival
 
     # ------------------------------------------------------------ model input
@@ -222,11 +238,7 @@ class StreamWindow:
         """The window as model input: ``(K, 19, 2)``, ``(K, 19)``, ``(K,)`` with padding slots
         (confidence 0, times one interval apart before the oldest) first."""
         K, n = self.K, len(self.keys)
-        xy = np.full((K, NUM_JOINTS, 2), np.nan)
-        conf = np.zeros((K, NUM_JOINTS))
-        t = np.empty(K)
-        for i, k in enumerate(self.keys):
-            xy[K - n + i], conf[K - n + i], t[K - n + i] = k.xy, k.conf, k.time
+        xy, conf, t = self._xy.copy(), self._conf.copy(), self._t.copy()
         if n < K:
             t[:K - n] = self.keys[0].time - self.interval() * np.arange(K - n, 0, -1)
         return xy, conf, t
