@@ -144,16 +144,13 @@ def run(argv: list[str] | None = None) -> int:
     except SystemExit as e:
         if not isinstance(e.code, str):   # argparse's own exits (--help, usage errors) and exit codes
             raise
-        message = e.code                  # a command's SystemExit("what went wrong")
+        message, status = e.code, 2       # a command's SystemExit("what went wrong")
     except Exception as e:  # noqa: BLE001 -- the boundary: every error becomes one line
         if verbose:
             raise
-        message = describe_error(e)
-        if not is_user_error(e):
-            print(f"posetween {command}: error: {_one_line(message, command)}", file=sys.stderr)
-            return 1
+        message, status = describe_error(e), 2 if is_user_error(e) else 1
     print(f"posetween {command}: error: {_one_line(message, command)}", file=sys.stderr)
-    return 2
+    return status
 
 
 def is_user_error(e: BaseException) -> bool:
