@@ -11,7 +11,7 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 # What `make setup` installs besides the runtime (numpy, onnxruntime, pyzmq, msgpack).
 EXTRAS ?= train,demo,test
 
-.PHONY: setup test runtime-check demo data train train-open eval model-card bench clean
+.PHONY: setup test runtime-check demo data train train-open eval eval-open model-card bench clean
 
 $(BIN)/posetween: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,9 @@ train-open: data/multi.h5
 # every source kept out of training.
 eval: data/multi.h5
 	bash scripts/evaluate_default.sh
+
+eval-open: data/multi.h5
+	CARD=open bash scripts/evaluate_default.sh
 
 bench: setup
 	$(BIN)/posetween bench latency --json out/latency.json
