@@ -74,3 +74,33 @@ def test_image_folder_source(tmp_path):
 
 def test_default_clip_is_the_shipped_one():
     assert default_clip().name == "walk-outdoor.mp4"
+
+
+def test_multi_person_pose_finds_both_people_and_is_bounded():
+    """MediaPipe per crop (multi_pose.py) on frames of the clip where both people are in the
+    picture: the rooftop person (upper left, whom MediaPipe on the whole frame misses) and the
+    walker (bottom); each keeps their id from frame to frame; --max-people bounds the calls."""
+    pytest.importorskip("mediapipe")
+    from posetween.stream.multi_pose import MultiPersonPose
+
+    wanted = (92, 96, 100, 104)
+    with VideoSource(clip_path(), max_frames=105) as src:
+        images = [f.image for f in src if f.index in wanted]
+    with MultiPersonPose(max_people=4) as est:
+        answers = [est.estimate(img) for img in images]
+        calls = list(est.calls)
+    assert len(answers[0][0]) == 0                   # the first sighting only confirms nobody yet
+    for xy, conf, ids in answers[1:]:
+        assert xy.shape == (2, NUM_JOINTS, 2) and conf.shape == (2, NUM_JOINTS)
+        assert np.isnan(xy[conf == 0]).all()          # missing = NaN, never 0
+        centres = {i: np.nanmean(p[c > 0], 0) for i, p, c in zip(ids, xy, conf)}
+        roof, walker = sorted(centres, key=lambda i: centres[i][1])
+        assert centres[roof][1] < 400 and 450 < centres[roof][0] < 850
+        assert centres[walker][1] > 600 and 900 < centres[walker][0] < 1150
+    assert [sorted(a[2]) for a in answers[1:]] == [sorted(answers[1][2])] * 3     # stable ids
+    assert calls[0] >= 3 and all(c <= 3 for c in calls[1:])   # two crops and one discovery call
+
+    with MultiPersonPose(max_people=1) as est:
+        one = [est.estimate(img) for img in images]
+        assert all(len(xy) <= 1 for xy, _, _ in one) and len(one[-1][0]) == 1
+        assert all(c == 1 for c in est.calls[1:])              # one crop, no discovery

@@ -3,21 +3,33 @@
     posetween demo                                   # the shipped clip, the default model
     posetween demo --video FILE.mp4 --pose-fps 7.5 --out out/demo.mp4
     posetween demo --camera 0 --publish tcp://127.0.0.1:5556
-    posetween demo --images FOLDER --fps 25 --pose-every 4
+    posetween demo --images FOLDER --fps 25 --pose-every 4 --max-people 2
 
-MediaPipe Pose runs on a few frames a second (``--pose-fps``, or every Nth frame with
-``--pose-every``); its poses go into the same streaming engine as ``posetween serve`` (in
-process), which outputs poses at ``--rate`` Hz for a time ``delay`` behind the capture clock
-(one input interval for lookahead 1). The picture is delayed by the
-same amount (a bounded frame buffer), so each shown frame carries the pose for its own time and
-the skeleton sits on the person. Two panels: left, the estimator's keyframes as they arrive,
-held until the next one (what you would draw without posetween); right, posetween's output.
+MediaPipe Pose runs on a few frames a second (--pose-fps, or every Nth frame with --pose-every),
+once per person on a crop around them (at most --max-people people; see multi_pose.py), and
+every keyframe's people go into the same streaming engine as `posetween serve` (in process),
+one stream per person (demo/0, demo/1, ...). The engine outputs poses at --rate Hz for a time
+one input interval behind the capture clock (lookahead 1); the picture is delayed as much, so
+each frame carries the poses for its own time. Two panels: left, the estimator's keyframes as
+they arrived, held until the next one (what you would draw without posetween); right,
+posetween's output. Each person has their own colour.
 
 A video file or an image folder runs on a simulated clock -- the source's timestamps, as fast
 as the CPU allows -- so its output is deterministic; a camera runs on the wall clock. With a
-display (``DISPLAY``/``WAYLAND_DISPLAY``) and no ``--headless``/``--out``, an OpenCV window
-shows the result (q or Esc quits); otherwise an MP4 (mp4v) is written. ``--publish ADDRESS``
-also sends every output pose over ZeroMQ in the service's wire format (README.md, section "Wire format").
+display (DISPLAY/WAYLAND_DISPLAY) and no --headless/--out, an OpenCV window shows the result
+(q or Esc quits); otherwise an H.264 MP4 is written. --publish ADDRESS also sends every output
+pose over ZeroMQ in the service's wire format (README.md, "Wire format").
+
+How the code is laid out, in the order a frame goes through it:
+
+- ``DemoLoop.on_frame``: a source frame arrives; on a keyframe the estimator runs
+  (``_estimate``) and its people go to ``engine.push_frame``; then ``_step`` lets the engine
+  run and collects its output in ``OutputLog``;
+- ``FrameQueue``: the frames wait there until the output has reached their time;
+- ``DemoLoop._show``: a frame leaves the queue with the keyframe held at its time
+  (``KeyframeLog``) and the output poses for its time (``OutputLog``), and is drawn
+  (``demo_video.Renderer``) to the sinks (an MP4 file or a window);
+- ``DemoLoop.finish``: the queued frames are flushed and the numbers summed up (``DemoResult``).
 """
 
 from __future__ import annotations
@@ -31,15 +43,17 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from posetween.offline.draw import COLORS, draw_skeleton, put_text
+from posetween.stream.demo_video import Header, PersonPose, Renderer, ShownFrame, VideoSink, WindowSink
 from posetween.stream.sources import Frame, PoseSchedule, Source, open_source
+
+__all__ = ["DemoLoop", "DemoResult", "Publisher", "Renderer", "ShownFrame", "SimClock", "VideoSink",
+           "WindowSink", "make_engine", "run_demo"]
 
 log = logging.getLogger("posetween.demo")
 
-STREAM_ID = "demo"
+CAMERA = "demo"                 # the demo's camera id: its people are the streams demo/0, demo/1, ...
 DEFAULT_OUT = Path("out") / "demo.mp4"
 
 
@@ -61,22 +75,6 @@ class SimClock:
 
 
 @dataclass
-class ShownFrame:
-    """What the demo drew for one frame (kept for tests and the summary)."""
-    index: int
-    time: float
-    key_time: float | None           # capture time of the keyframe shown on the left
-    key_xy: np.ndarray | None
-    key_conf: np.ndarray | None
-    out_time: float | None           # the time the output pose on the right stands for
-    out_xy: np.ndarray | None
-    out_conf: np.ndarray | None
-    out_kind: str | None
-    out_segment: int | None
-    delay: float | None              # output tick time minus the time its pose stands for
-
-
-@dataclass
 class DemoResult:
     source: str
     frames: int = 0
@@ -84,33 +82,42 @@ class DemoResult:
     source_fps: float = 0.0
     keyframes: int = 0
     keyframes_with_person: int = 0
+    people: dict = field(default_factory=dict)   # stream -> keyframes that person was found in
     pose_rate: float = 0.0            # keyframes per second of source time
-    output_rate: float = 0.0          # engine output poses per second of source time
+    output_rate: float = 0.0          # engine output poses per second of source time, per person
     engine_rate: float = 0.0
     delay_ms: float = float("nan")    # median output delay behind the capture clock
     model_ms: float = float("nan")    # mean model time per call
     model_calls: int = 0
-    estimator_ms: float = float("nan")
+    estimator_ms: float = float("nan")   # per keyframe (every MediaPipe call of it)
+    estimator_calls: float = float("nan")   # MediaPipe calls per keyframe
+    max_people: int | None = None
     wall_s: float = 0.0               # the loop over the frames
     startup_s: float = 0.0            # model backend and estimator set-up (ONNX export the first time)
     restarts: dict = field(default_factory=dict)
     fallbacks: int = 0
     output_kinds: dict = field(default_factory=dict)
     video: Path | None = None
+    codec: str | None = None
     published: int = 0
     shown: list[ShownFrame] = field(default_factory=list)
-    keys: list[tuple[int, float, np.ndarray, np.ndarray]] = field(default_factory=list)
+    # per keyframe: (frame index, time, {stream: (xy, conf)}) of the people pushed
+    keys: list[tuple[int, float, dict]] = field(default_factory=list)
 
     def summary(self) -> str:
         restarts = sum(self.restarts.values())
         why = ", ".join(f"{k} {v}" for k, v in sorted(self.restarts.items()))
+        people = ", ".join(f"{s} in {n}" for s, n in sorted(self.people.items(), key=lambda kv: person_key(kv[0])))
+        calls = "" if np.isnan(self.estimator_calls) else f"{self.estimator_calls:.1f} MediaPipe calls, "
+        at_most = "" if self.max_people is None else f" (at most {self.max_people})"
         lines = [
             f"posetween demo: {self.source}: {self.frames} frames ({self.duration_s:.2f} s at "
             f"{self.source_fps:.3g} fps) in {self.wall_s:.1f} s"
             + (f" (+ {self.startup_s:.1f} s start-up)" if self.startup_s >= 0.05 else ""),
-            f"  pose estimator: MediaPipe Pose at {self.pose_rate:.3g} fps: {self.keyframes} keyframes "
-            f"({self.keyframes_with_person} with a person), {self.estimator_ms:.1f} ms per call",
-            f"  posetween: output {self.output_rate:.3g} Hz (engine rate {self.engine_rate:g} Hz), delay "
+            f"  pose estimator: MediaPipe Pose per person{at_most} at {self.pose_rate:.3g} fps: {self.keyframes} "
+            f"keyframes ({self.keyframes_with_person} with a person), {calls}{self.estimator_ms:.0f} ms per keyframe",
+            f"  people: {len(self.people)} ({people or 'none'}; keyframes each was found in)",
+            f"  posetween: output {self.output_rate:.3g} Hz per person (engine rate {self.engine_rate:g} Hz), delay "
             f"{self.delay_ms:.0f} ms behind capture, model {self.model_ms:.1f} ms per call "
             f"({self.model_calls} calls), fallbacks {self.fallbacks}, restarts {restarts}"
             + (f" ({why})" if why else ""),
@@ -118,8 +125,14 @@ class DemoResult:
         if self.published:
             lines.append(f"  published {self.published} poses over ZeroMQ")
         if self.video is not None:
-            lines.append(f"  video: {self.video}")
+            lines.append(f"  video: {self.video}" + (f" ({self.codec})" if self.codec else ""))
         return "\n".join(lines)
+
+
+def person_key(stream: str):
+    """Sort order of streams: demo/2 before demo/10."""
+    person = stream.rpartition("/")[2]
+    return (0, int(person), "") if person.isdigit() else (1, 0, person)
 
 
 class Publisher:
@@ -155,296 +168,316 @@ class Publisher:
         self.sock.close()
 
 
-# ---------------------------------------------------------------- drawing
+# ---------------------------------------------------------------- the parts of the loop
 
-class Renderer:
-    """Two panels side by side, each under a header: keyframes (held), posetween's output."""
+def people_of(result) -> tuple[np.ndarray, np.ndarray, list | None]:
+    """An estimator's answer as ``(xy (N, 19, 2), conf (N, 19), ids or None)``: a several-people
+    estimator (:class:`~posetween.stream.multi_pose.MultiPersonPose`) returns that already; a
+    one-person one (:class:`~posetween.stream.pose_estimator.MediaPipePose`) returns
+    ``(xy, conf)``, one person or nobody (every joint missing), without an id."""
+    if len(result) == 3:
+        xy, conf, ids = result
+        return np.asarray(xy, np.float64), np.asarray(conf, np.float64), list(ids)
+    xy, conf = (np.asarray(a, np.float64) for a in result)
+    if not (conf > 0).any():
+        return xy[None][:0], conf[None][:0], None
+    return xy[None], conf[None], None
 
-    def __init__(self, width: int, height: int, panel_width: int = 800, min_conf: float = 0.0):
-        self.src_w, self.src_h = width, height
-        self.pw = int(panel_width)
-        self.scale = self.pw / width
-        self.ph = int(round(height * self.scale))
-        self.min_conf = min_conf
-        self.thickness = max(2, int(round(3 * self.pw / 800)))
-        self.text = 0.6 * self.pw / 800
-        self.tt = max(1, int(round(self.pw / 800)))      # text thickness
-        self.line = int(round(26 * self.pw / 800))
-        self.header = 2 * self.line + int(round(10 * self.pw / 800))
-        self.segment = None
-        self.segment_since = -np.inf
 
-    @property
-    def size(self) -> tuple[int, int]:
-        return 2 * self.pw, self.header + self.ph
+class KeyframeLog:
+    """The newest keyframes (the people the engine took, by stream), to hold on the left panel."""
 
-    def shrink(self, image: np.ndarray) -> np.ndarray:
-        """The source image at panel size (a no-op when it already is)."""
-        if image.shape[1] == self.pw and image.shape[0] == self.ph:
-            return image
-        return cv2.resize(image, (self.pw, self.ph), interpolation=cv2.INTER_AREA)
+    def __init__(self, size: int = 64):
+        self.keys: deque[tuple[float, dict[str, PersonPose]]] = deque(maxlen=size)
 
-    def __call__(self, frame: Frame, shown: ShownFrame, pose_rate: float, out_rate: float,
-                 model_ms: float, est_ms: float) -> np.ndarray:
-        small = self.shrink(frame.image)
-        left, right = small, small.copy()
-        s, th, ts, line = self.scale, self.thickness, self.text, self.line
-        if shown.key_xy is not None:
-            draw_skeleton(left, shown.key_xy, shown.key_conf, COLORS["keyframes"], th, scale=s, min_conf=self.min_conf)
-        if shown.out_xy is not None:
-            draw_skeleton(right, shown.out_xy, shown.out_conf, COLORS["posetween"], th, scale=s, min_conf=self.min_conf)
-        if shown.out_segment is not None and shown.out_segment != self.segment:
-            if self.segment is not None:
-                self.segment_since = frame.time
-            self.segment = shown.out_segment
-        top = np.full((self.header, 2 * self.pw, 3), 32, np.uint8)
-        put_text(top, f"MediaPipe keyframes: {pose_rate:.3g} fps, held", (10, line), ts, COLORS["keyframes"], 2 * self.tt)
-        age = "no keyframe yet" if shown.key_time is None else \
-            f"keyframe {1000 * (shown.time - shown.key_time):.0f} ms old"
-        put_text(top, f"{age}   estimator {est_ms:.0f} ms/call", (10, 2 * line), ts * 0.85, (230, 230, 230), self.tt)
-        x = self.pw + 10
-        put_text(top, f"posetween: {out_rate:.3g} Hz, smooth", (x, line), ts, COLORS["posetween"], 2 * self.tt)
-        parts = []
-        if shown.delay is not None:
-            parts.append(f"delay {1000 * shown.delay:.0f} ms")
-        if shown.out_kind:
-            parts.append(shown.out_kind)
-        if not np.isnan(model_ms):
-            parts.append(f"model {model_ms:.1f} ms/call")
-        put_text(top, "   ".join(parts), (x, 2 * line), ts * 0.85, (230, 230, 230), self.tt)
-        if frame.time - self.segment_since < 1.0:
-            put_text(right, "stream restarted", (10, line), ts, (80, 80, 255), 2 * self.tt)
-        label = f"frame {frame.index}  {frame.time:5.2f} s"
-        (tw, _), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, ts * 0.8, self.tt)
-        put_text(right, label, (self.pw - tw - 12, self.ph - 10), ts * 0.8, (230, 230, 230), self.tt)
-        out = np.concatenate([top, np.concatenate([left, right], axis=1)], axis=0)
-        cv2.line(out, (self.pw, 0), (self.pw, out.shape[0]), (255, 255, 255), 2)
+    def add(self, t: float, people: dict[str, PersonPose]) -> None:
+        self.keys.append((t, people))
+
+    def held_at(self, t: float) -> tuple[float | None, dict[str, PersonPose]]:
+        """The newest keyframe captured at or before ``t`` (its time and people)."""
+        for kt, people in reversed(self.keys):
+            if kt <= t + 1e-9:
+                return kt, people
+        return None, {}
+
+
+class OutputLog:
+    """The engine's output poses of the demo's streams, kept a few seconds, and the delay of
+    the output behind the capture clock."""
+
+    def __init__(self, engine, initial_delay: float, publisher=None):
+        self.engine = engine
+        self.rate = engine.cfg.rate
+        self.publisher = publisher
+        self.poses: dict[str, deque] = {}
+        self.keep = int(self.rate * 4) + 8
+        self.delay = initial_delay                  # until the engine shows its own
+        self.delays: deque[float] = deque(maxlen=4096)
+        self.count = 0                              # poses output, all people
+        self.span: dict[str, list[float]] = {}      # stream -> [first, last] pose time
+        # A frame gets the output pose nearest its time, at most half an output period away;
+        # while the delay adapts the output runs up to max_lag_slew fast or slow, so its poses
+        # lie up to that much further apart, and half a period would leave a frame bare.
+        self.half = 0.5 / self.rate * (1.0 + engine.cfg.max_lag_slew)
+
+    def step(self, now: float) -> None:
+        """Let the engine run its model and render every output tick due at ``now``."""
+        self.engine.process()                       # in simulated time the model costs nothing
+        rendered = [p for p in self.engine.render(now) if p.stream.startswith(CAMERA + "/")]
+        if not rendered:
+            return
+        # Each stream has at most one pose per output tick; its newest is at the last tick.
+        last_tick = self.engine.next_tick() - 1.0 / self.rate
+        by_stream: dict[str, list] = {}
+        for pose in rendered:
+            by_stream.setdefault(pose.stream, []).append(pose)
+        delays = []
+        for stream, poses in by_stream.items():
+            log_ = self.poses.setdefault(stream, deque(maxlen=self.keep))
+            span = self.span.setdefault(stream, [np.inf, -np.inf])
+            for pose in poses:
+                log_.append(pose)
+                span[0], span[1] = min(span[0], pose.time), max(span[1], pose.time)
+                if self.publisher is not None:
+                    self.publisher.send(pose)
+            delays.append(last_tick - poses[-1].time)
+        self.count += len(rendered)
+        self.delays.extend(delays)
+        self.delay = max(delays)                    # a frame waits for the person furthest behind
+
+    def at(self, t: float) -> dict[str, PersonPose]:
+        """Each stream's output pose nearest ``t`` (within half an output period)."""
+        out = {}
+        for stream, poses in self.poses.items():
+            best = None
+            for p in reversed(poses):
+                if abs(p.time - t) <= self.half + 1e-9 and (best is None or abs(p.time - t) < abs(best.time - t)):
+                    best = p
+                if p.time < t - self.half:
+                    break
+            if best is not None:
+                out[stream] = PersonPose(best.time, np.asarray(best.xy, np.float64),
+                                         np.asarray(best.conf, np.float64), best.kind, best.segment)
         return out
 
-
-class VideoSink:
-    """An MP4 (mp4v) at the source's rate; opened at the first frame (its size)."""
-
-    def __init__(self, path: Path, fps: float):
-        self.path = Path(path)
-        self.fps = fps
-        self.writer = None
-        self.frames = 0
-
-    def show(self, img: np.ndarray) -> bool:
-        if self.writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            h, w = img.shape[:2]
-            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
-            if not self.writer.isOpened():
-                raise RuntimeError(f"OpenCV cannot write the video {self.path}")
-        self.writer.write(img)
-        self.frames += 1
-        return True
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
+    def rate_per_person(self) -> float:
+        """Output poses per second of the time they cover, per person."""
+        covered = sum(max(b - a, 0.0) for a, b in self.span.values())
+        people = len(self.span)
+        return (self.count - people) / covered if covered > 0 and self.count > people else 0.0
 
 
-class WindowSink:
-    def __init__(self, title: str = "posetween demo", pace_fps: float | None = None):
-        self.title = title
-        self.period = 1.0 / pace_fps if pace_fps else None
-        self.next = None
-        cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+class FrameQueue:
+    """The picture waits here, at panel size, until the output has reached its time: at most
+    ``max_frames`` frames (bounded memory; a frame pushed out early shows what there is)."""
 
-    def show(self, img: np.ndarray) -> bool:
-        if self.period is not None:        # a recorded source: show it at its own rate
-            now = time.perf_counter()
-            self.next = now if self.next is None else self.next
-            if self.next > now:
-                time.sleep(self.next - now)
-            self.next = max(self.next + self.period, time.perf_counter() - self.period)
-        cv2.imshow(self.title, img)
-        key = cv2.waitKey(1) & 0xFF
-        return key not in (ord("q"), 27)
+    def __init__(self, max_frames: int):
+        self.frames: deque[Frame] = deque()
+        self.max_frames = max_frames
 
-    def close(self) -> None:
-        cv2.destroyWindow(self.title)
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def add(self, frame: Frame) -> None:
+        self.frames.append(frame)
+
+    def due(self, now: float, delay: float, half: float, force: bool = False):
+        """The frames to show now, oldest first. A frame waits until the output has passed its
+        time by half an output period: the pose nearest to it may lie just after it."""
+        while self.frames and (force or len(self.frames) > self.max_frames
+                               or now >= self.frames[0].time + delay + half - 1e-9):
+            yield self.frames.popleft()
 
 
-# ---------------------------------------------------------------- the demo loop
+# ---------------------------------------------------------------- the loop
+
+class DemoLoop:
+    """The demo over one source: frames in, estimator on keyframes, engine, pictures out.
+
+    ``engine`` must read the clock this loop drives: for a recorded source a :class:`SimClock`
+    (``engine.now``), set here to each frame's time; for a live source the wall clock.
+    """
+
+    def __init__(self, source: Source, estimator, engine, schedule: PoseSchedule, sinks=(),
+                 panel_width: int = 800, publisher=None, max_buffer: int | None = None,
+                 keep_shown: bool = True, progress: bool | None = False):
+        self.source, self.estimator, self.engine, self.schedule = source, estimator, engine, schedule
+        self.sinks, self.panel_width, self.publisher, self.keep_shown = list(sinks), panel_width, publisher, keep_shown
+        self.live = source.live
+        self.sim = engine.now if isinstance(engine.now, SimClock) else None
+        if not self.live and self.sim is None:
+            raise ValueError("a recorded source needs an engine on a SimClock (deterministic output)")
+        self.fps = source.fps
+        self.pose_rate = schedule.rate(self.fps)
+        self.res = DemoResult(source=source.name, source_fps=self.fps, engine_rate=engine.cfg.rate,
+                              max_people=getattr(estimator, "max_people", None))
+        self.queue = FrameQueue(max_buffer or int(np.ceil(self.fps * 2.0)) + 2)
+        self.keys = KeyframeLog()
+        self.outputs = OutputLog(engine, engine.cfg.lookahead / self.pose_rate, publisher)
+        self.renderer: Renderer | None = None
+        self.first_t = self.last_t = None
+        self.key_span = [np.inf, -np.inf]           # first and last keyframe time
+        self.progress = self._progress_bar(progress)
+
+    def _progress_bar(self, progress: bool | None):
+        """tqdm over the source's frames (``None``: only on a terminal)."""
+        if progress is False:
+            return None
+        from tqdm import tqdm
+        total = getattr(self.source, "frame_count", 0) or None
+        if total and getattr(self.source, "max_frames", None):
+            total = min(total, self.source.max_frames)
+        return tqdm(total=total, unit="frame", desc=f"posetween demo: {self.source.name}", leave=False,
+                    disable=None if progress is None else False, file=sys.stderr)
+
+    def now(self, frame: Frame) -> float:
+        return self.engine.now() if self.live else frame.time
+
+    # -------------------------------------------------------- one frame
+
+    def on_frame(self, frame: Frame) -> bool:
+        """One source frame: estimate on keyframes, run the engine, show the frames due.
+        False when a window was closed."""
+        now = self.now(frame)
+        self.first_t = frame.time if self.first_t is None else self.first_t
+        self.last_t = frame.time
+        self.res.frames += 1
+        image = frame.image
+        if self.sinks and self.renderer is None:
+            self.renderer = Renderer(image.shape[1], image.shape[0], self.panel_width)
+        # The queue keeps the picture at panel size, or none without sinks (bounded memory).
+        self.queue.add(Frame(frame.index, frame.time, self.renderer.shrink(image) if self.sinks else None))
+        if self.schedule(frame):
+            now = self._estimate(frame, now)
+        self.outputs.step(self._set_clock(now))
+        if self.progress is not None:
+            self.progress.update(1)
+        return self._drain(now)
+
+    def _set_clock(self, now: float) -> float:
+        if self.sim is not None:
+            self.sim.t = now
+        return now
+
+    def _estimate(self, frame: Frame, now: float) -> float:
+        """The estimator on a keyframe; its people go to the engine (``push_frame``)."""
+        xy, conf, ids = people_of(self.estimator.estimate(frame.image))
+        res = self.res
+        res.keyframes += 1
+        self.key_span[0], self.key_span[1] = min(self.key_span[0], frame.time), frame.time
+        if self.live:
+            now = self.engine.now()                 # the estimator took time
+        self._set_clock(now)
+        people: dict[str, PersonPose] = {}
+        if len(xy):
+            pushed = self.engine.push_frame(CAMERA, frame.time, xy, conf, layout="posetween19", ids=ids, now=now)
+            for i, stream in enumerate(pushed.streams):
+                if stream is not None:
+                    people[stream] = PersonPose(frame.time, xy[i], conf[i])
+                    res.people[stream] = res.people.get(stream, 0) + 1
+        if people:
+            res.keyframes_with_person += 1
+        self.keys.add(frame.time, people)
+        if self.keep_shown:
+            res.keys.append((frame.index, frame.time, {s: (p.xy, p.conf) for s, p in people.items()}))
+        return now
+
+    def _drain(self, now: float, force: bool = False) -> bool:
+        ok = True
+        for frame in self.queue.due(now, self.outputs.delay, self.outputs.half, force):
+            ok = self._show(frame) and ok
+        return ok
+
+    def _show(self, frame: Frame) -> bool:
+        """One frame leaves the queue: the keyframe held at its time, the output for its time."""
+        key_time, keys = self.keys.held_at(frame.time)
+        outs = self.outputs.at(frame.time)
+        shown = ShownFrame(frame.index, frame.time, key_time, keys, outs, self.outputs.delay if outs else None)
+        if self.keep_shown:
+            self.res.shown.append(shown)
+        ok = True
+        if self.sinks:
+            header = Header(self.pose_rate, self.engine.cfg.rate, mean_model_ms(self.engine), self.estimator.mean_ms)
+            img = self.renderer(frame.image, frame.index, shown, header)
+            for sink in self.sinks:
+                ok = sink.show(img) and ok
+        return ok
+
+    # -------------------------------------------------------- the end
+
+    def flush(self) -> None:
+        """Let the clock run on past the last frame so the queued frames get their poses. Live,
+        the frames still waiting are shown with what the output has reached."""
+        if self.last_t is None:
+            return
+        if self.live:
+            now = self.engine.now()
+            self.outputs.step(now)
+        else:
+            now = self.last_t
+            deadline = self.last_t + self.outputs.delay + 2.0 / self.fps
+            while len(self.queue) and now < deadline:
+                now += 1.0 / self.fps
+                self.outputs.step(self._set_clock(now))
+                self._drain(now)
+        self._drain(now, force=True)
+
+    def finish(self, wall_s: float) -> DemoResult:
+        """The numbers of the run (and the publisher's last stats message)."""
+        res, engine = self.res, self.engine
+        if self.progress is not None:
+            self.progress.close()
+        res.wall_s = wall_s
+        if self.first_t is not None:
+            res.duration_s = (self.last_t - self.first_t) + 1.0 / self.fps
+            if res.keyframes > 1 and self.key_span[1] > self.key_span[0]:
+                res.pose_rate = (res.keyframes - 1) / (self.key_span[1] - self.key_span[0])
+            res.output_rate = self.outputs.rate_per_person()
+        snap = engine.snapshot()
+        delays = self.outputs.delays
+        res.delay_ms = 1000.0 * float(np.median(delays)) if delays else float("nan")
+        res.model_ms = mean_model_ms(engine)
+        res.model_calls = int(snap["model_calls"])
+        res.estimator_ms = self.estimator.mean_ms
+        res.estimator_calls = float(getattr(self.estimator, "mean_calls", 1.0))
+        res.restarts = dict(snap["restarts_by_reason"])
+        res.fallbacks = int(snap["fallbacks"])
+        res.output_kinds = dict(snap["frames_by_kind"])
+        if self.publisher is not None:
+            self.publisher.send_stats(snap)
+            res.published = self.publisher.sent
+        return res
+
+    def run(self) -> DemoResult:
+        t0 = time.perf_counter()
+        running = True
+        try:
+            for frame in self.source:
+                if not self.on_frame(frame):
+                    running = False                  # the window was closed
+                    break
+        except KeyboardInterrupt:                    # Ctrl-C ends a live run: still flush and summarise
+            log.info("interrupted")
+        if running:
+            self.flush()
+        return self.finish(time.perf_counter() - t0)
+
+
+def run_demo(source: Source, estimator, engine, schedule: PoseSchedule, sinks=(), panel_width: int = 800,
+             publisher=None, max_buffer: int | None = None, keep_shown: bool = True,
+             progress: bool | None = False) -> DemoResult:
+    """Run the source through the estimator and the engine; returns what was shown
+    (see :class:`DemoLoop`)."""
+    return DemoLoop(source, estimator, engine, schedule, sinks, panel_width, publisher, max_buffer,
+                    keep_shown, progress).run()
+
 
 def make_engine(backend, rate: float, lookahead: int, budget_ms: float, clock, **config):
     from posetween.stream import Engine, EngineConfig
     return Engine(backend, EngineConfig(rate=rate, lookahead=lookahead, budget_ms=budget_ms, **config), clock=clock)
 
 
-def run_demo(source: Source, estimator, engine, schedule: PoseSchedule, sinks=(), panel_width: int = 800,
-             publisher=None, max_buffer: int | None = None, keep_shown: bool = True,
-             progress: bool = False) -> DemoResult:
-    """Run the source through the estimator and the engine; returns what was shown.
-
-    ``engine`` must read the clock this loop drives: for a recorded source a :class:`SimClock`
-    (``engine.now``), set here to each frame's time; for a live source the wall clock.
-    """
-    live = source.live
-    sim = engine.now if isinstance(engine.now, SimClock) else None
-    if not live and sim is None:
-        raise ValueError("a recorded source needs an engine on a SimClock (deterministic output)")
-    res = DemoResult(source=source.name, source_fps=source.fps, engine_rate=engine.cfg.rate)
-    fps = source.fps
-    pose_rate = schedule.rate(fps)
-    # The picture waits for the output: at most this many frames (bounded memory).
-    max_buffer = max_buffer or int(np.ceil(fps * 2.0)) + 2
-    frames: deque[Frame] = deque()
-    keys: deque[tuple[float, np.ndarray, np.ndarray]] = deque(maxlen=64)
-    outs: deque = deque(maxlen=int(engine.cfg.rate * 4) + 8)
-    delays: deque[float] = deque(maxlen=4096)
-    delay_est = engine.cfg.lookahead / pose_rate              # until the engine shows its own
-    # A frame gets the output pose nearest its time, at most half an output period away; while
-    # the delay adapts the output runs up to max_lag_slew fast or slow, so its poses lie up to
-    # that much further apart, and half a period would leave a frame between two of them bare.
-    half = 0.5 / engine.cfg.rate * (1.0 + engine.cfg.max_lag_slew)
-    first_t = last_t = None
-    renderer = None
-    key_span = [np.inf, -np.inf]        # first and last keyframe time
-    n_out = 0
-    out_span = [np.inf, -np.inf]
-    t_wall = time.perf_counter()
-
-    def step(now: float) -> None:
-        nonlocal delay_est, n_out
-        if sim is not None:
-            sim.t = now
-        engine.process()                        # in simulated time the model costs nothing
-        poses = [p for p in engine.render(now) if p.stream == STREAM_ID]
-        # One pose per output tick; the ticks run up to the one before next_tick().
-        last_tick = engine.next_tick() - 1.0 / engine.cfg.rate
-        for i, pose in enumerate(poses):
-            tick = last_tick - (len(poses) - 1 - i) / engine.cfg.rate
-            outs.append(pose)
-            n_out += 1
-            out_span[0] = min(out_span[0], pose.time)
-            out_span[1] = max(out_span[1], pose.time)
-            delay_est = tick - pose.time
-            delays.append(delay_est)
-            if publisher is not None:
-                publisher.send(pose)
-
-    def pose_for(t: float):
-        best = None
-        for p in reversed(outs):
-            if abs(p.time - t) <= half + 1e-9 and (best is None or abs(p.time - t) < abs(best.time - t)):
-                best = p
-            if p.time < t - half:
-                break
-        return best
-
-    def show(frame: Frame) -> bool:
-        key = None
-        for k in reversed(keys):
-            if k[0] <= frame.time + 1e-9:
-                key = k
-                break
-        pose = pose_for(frame.time)
-        sf = ShownFrame(frame.index, frame.time,
-                        None if key is None else key[0], None if key is None else key[1],
-                        None if key is None else key[2],
-                        None if pose is None else pose.time, None if pose is None else np.asarray(pose.xy, np.float64),
-                        None if pose is None else np.asarray(pose.conf, np.float64),
-                        None if pose is None else pose.kind, None if pose is None else pose.segment,
-                        None if pose is None else delay_est)
-        if keep_shown:
-            res.shown.append(sf)
-        ok = True
-        if sinks:
-            snap_ms = _mean_model_ms(engine)
-            img = renderer(frame, sf, pose_rate, engine.cfg.rate, snap_ms, estimator.mean_ms)
-            for sink in sinks:
-                ok = sink.show(img) and ok
-        return ok
-
-    def drain(now: float, force: bool = False) -> bool:
-        # A frame waits until the output has passed its time by half an output period: the
-        # pose nearest to it may lie just after it.
-        ok = True
-        while frames and (force or len(frames) > max_buffer or now >= frames[0].time + delay_est + half - 1e-9):
-            ok = show(frames.popleft()) and ok
-        return ok
-
-    def one(frame: Frame) -> bool:
-        nonlocal first_t, last_t, renderer
-        now = frame.time if not live else engine.now()
-        if first_t is None:
-            first_t = frame.time
-        last_t = frame.time
-        res.frames += 1
-        image = frame.image
-        # The buffer keeps the picture at panel size, or none without sinks (bounded memory).
-        if sinks and renderer is None:
-            renderer = Renderer(image.shape[1], image.shape[0], panel_width)
-        frame = Frame(frame.index, frame.time, renderer.shrink(image) if sinks else None)
-        frames.append(frame)
-        if schedule(frame):
-            xy, conf = estimator.estimate(image)
-            res.keyframes += 1
-            if (conf > 0).any():
-                res.keyframes_with_person += 1
-            keys.append((frame.time, xy, conf))
-            key_span[0], key_span[1] = min(key_span[0], frame.time), frame.time
-            if keep_shown:
-                res.keys.append((frame.index, frame.time, xy, conf))
-            if live:
-                now = engine.now()               # the estimator took time
-            if sim is not None:
-                sim.t = now
-            engine.push(STREAM_ID, frame.time, xy, conf, layout="posetween19", now=now)
-        step(now)
-        if progress and res.frames % 50 == 0:
-            log.info("frame %d (%.1f s)", res.frames, frame.time)
-        return drain(now)
-
-    running = True
-    try:
-        for frame in source:
-            if not one(frame):
-                running = False              # the window was closed
-                break
-    except KeyboardInterrupt:                  # Ctrl-C ends a live run: still flush and summarise
-        log.info("interrupted")
-    # Flush: let the clock run on past the last frame so the buffered frames get their poses.
-    # Live, the frames still waiting are shown with what the output has reached.
-    if running and last_t is not None:
-        if live:
-            now = engine.now()
-            step(now)
-        else:
-            now = last_t
-            deadline = last_t + delay_est + 2.0 / fps
-            while frames and now < deadline:
-                now += 1.0 / fps
-                step(now)
-                drain(now)
-        drain(now, force=True)
-    res.wall_s = time.perf_counter() - t_wall
-    if first_t is not None:
-        res.duration_s = (last_t - first_t) + 1.0 / fps
-        if res.keyframes > 1 and key_span[1] > key_span[0]:
-            res.pose_rate = (res.keyframes - 1) / (key_span[1] - key_span[0])
-        if n_out > 1:            # poses per second of the time they cover
-            res.output_rate = (n_out - 1) / max(out_span[1] - out_span[0], 1e-9)
-    snap = engine.snapshot()
-    res.delay_ms = 1000.0 * float(np.median(delays)) if delays else float("nan")
-    res.model_ms = _mean_model_ms(engine)
-    res.model_calls = int(snap["model_calls"])
-    res.estimator_ms = estimator.mean_ms
-    res.restarts = dict(snap["restarts_by_reason"])
-    res.fallbacks = int(snap["fallbacks"])
-    res.output_kinds = dict(snap["frames_by_kind"])
-    if publisher is not None:
-        publisher.send_stats(snap)
-        res.published = publisher.sent
-    return res
-
-
-def _mean_model_ms(engine) -> float:
+def mean_model_ms(engine) -> float:
     ms = list(engine.stats.model_ms)
     return float(np.mean(ms)) if ms else float("nan")
 
@@ -453,7 +486,7 @@ def _mean_model_ms(engine) -> float:
 
 def run(args) -> int:
     from posetween.export.backends import create_backend
-    from posetween.stream.pose_estimator import MediaPipePose
+    from posetween.stream.multi_pose import MultiPersonPose
 
     try:
         source = open_source(camera=args.camera, video=args.video, images=args.images, fps=args.fps,
@@ -484,15 +517,15 @@ def run(args) -> int:
         source.close()
         raise SystemExit(f"posetween demo: cannot publish on {args.publish}: {e}") from None
     if publisher:
-        log.info("publishing output poses on %s (topic pose/%s)", publisher.address, STREAM_ID)
+        log.info("publishing output poses on %s (topics pose/%s/<person>)", publisher.address, CAMERA)
 
-    estimator = MediaPipePose(min_visibility=args.min_visibility, smooth=args.smooth)
+    estimator = MultiPersonPose(max_people=args.max_people, min_visibility=args.min_visibility)
     sink = (WindowSink(pace_fps=None if source.live else source.fps) if window
             else VideoSink(out_path, source.fps))
     startup = time.perf_counter() - t0
     try:
         res = run_demo(source, estimator, engine, schedule, [sink], args.panel_width, publisher,
-                       keep_shown=False, progress=args.verbose)
+                       keep_shown=False, progress=None)
         res.startup_s = startup
     except KeyboardInterrupt:
         log.info("interrupted")
@@ -506,12 +539,13 @@ def run(args) -> int:
     if res.frames == 0:
         raise SystemExit(f"posetween demo: no frames in {source.name}")
     res.video = out_path.resolve() if out_path is not None else None
+    res.codec = getattr(sink, "codec", None)
     print(res.summary())
     return 0
 
 
 def register(sub) -> None:
-    p = sub.add_parser("demo", help="MediaPipe at a few fps in, smooth poses out, side by side on the video",
+    p = sub.add_parser("demo", help="MediaPipe at a few fps in, smooth poses of every person out, side by side on the video",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group()
     src.add_argument("--camera", type=int, metavar="INDEX", help="a webcam (OpenCV device index)")
@@ -525,7 +559,9 @@ def register(sub) -> None:
     rate.add_argument("--pose-every", type=int, metavar="N", help="run the pose estimator on every Nth frame")
     p.add_argument("--min-visibility", type=float, default=0.5,
                    help="MediaPipe landmarks less visible than this are missing (default 0.5)")
-    p.add_argument("--smooth", action="store_true", help="MediaPipe's own landmark smoothing (off by default)")
+    p.add_argument("--max-people", type=int, default=4, metavar="N",
+                   help="follow at most N people: one MediaPipe call per person per keyframe, plus one "
+                        "to look for newcomers while fewer are followed (default 4)")
     p.add_argument("--rate", type=float, default=60.0, help="posetween output rate, Hz (default 60)")
     p.add_argument("--lookahead", type=int, default=1, choices=(0, 1, 2),
                    help="1: interpolate (delay one input interval, default); 0: predict")

@@ -8,6 +8,7 @@ when no person is found.
 
 MediaPipe tracks one person: it looks for the person near where it saw one last, and may jump
 to another person when that one is lost. The streaming engine restarts a stream on such jumps.
+For several people, ``multi_pose.MultiPersonPose`` runs MediaPipe once per person on a crop.
 Its own landmark smoothing assumes 30 fps calls; the demo calls it at a few frames a second, so
 smoothing is off by default (the model denoises the keyframes itself).
 """
@@ -24,20 +25,55 @@ from posetween.core.skeleton import NUM_JOINTS, get_layout
 MEDIAPIPE = get_layout("mediapipe33")
 
 
-class MediaPipePose:
+def mediapipe_pose(**options):
+    """MediaPipe's legacy ``solutions.pose.Pose(**options)``, or a RuntimeError saying what to install."""
+    try:
+        import mediapipe as mp
+    except ImportError as e:   # pragma: no cover - a dependency of the demo extra
+        raise RuntimeError("MediaPipe is not installed (pip install 'posetween[demo]')") from e
+    if not hasattr(getattr(mp, "solutions", None), "pose"):
+        raise RuntimeError("this MediaPipe has no legacy solutions.pose; install mediapipe==0.10.21")
+    return mp.solutions.pose.Pose(**options)
+
+
+class MediaPipeEstimator:
+    """What the one-person and the several-people estimators share: the landmarks -> joints
+    conversion, the timing (``times``, seconds per call of ``estimate``), closing."""
+
+    min_visibility: float
+    times: list[float]
+    _pose = None
+
+    def landmarks_to_model(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """33 landmarks (x, y pixels, visibility) -> the project's 19 joints; landmarks less
+        visible than ``min_visibility`` are missing (conf 0, NaN)."""
+        vis = np.clip(raw[:, 2], 0.0, 1.0)
+        conf = np.where(vis >= self.min_visibility, vis, 0.0)
+        xy = np.where((conf > 0)[:, None], raw[:, :2], np.nan)
+        return MEDIAPIPE.to_model(xy, conf)
+
+    @property
+    def mean_ms(self) -> float:
+        return 1000.0 * float(np.mean(self.times)) if self.times else float("nan")
+
+    def close(self) -> None:
+        self._pose.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class MediaPipePose(MediaPipeEstimator):
     """``estimate(bgr_image) -> (xy (19, 2) pixels, conf (19,))``; timing in ``times``."""
 
     def __init__(self, min_visibility: float = 0.5, model_complexity: int = 1, smooth: bool = False,
                  static_image_mode: bool = False, min_detection_confidence: float = 0.5,
                  min_tracking_confidence: float = 0.5):
-        try:
-            import mediapipe as mp
-        except ImportError as e:   # pragma: no cover - a dependency of the package
-            raise RuntimeError("MediaPipe is not installed (pip install mediapipe==0.10.21)") from e
-        if not hasattr(getattr(mp, "solutions", None), "pose"):
-            raise RuntimeError("this MediaPipe has no legacy solutions.pose; install mediapipe==0.10.21")
         self.min_visibility = float(min_visibility)
-        self._pose = mp.solutions.pose.Pose(
+        self._pose = mediapipe_pose(
             static_image_mode=static_image_mode, model_complexity=model_complexity,
             smooth_landmarks=smooth, enable_segmentation=False,
             min_detection_confidence=min_detection_confidence,
@@ -68,20 +104,4 @@ class MediaPipePose:
     def to_model(self, raw: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         if raw is None:
             return np.full((NUM_JOINTS, 2), np.nan), np.zeros(NUM_JOINTS)
-        vis = np.clip(raw[:, 2], 0.0, 1.0)
-        conf = np.where(vis >= self.min_visibility, vis, 0.0)
-        xy = np.where((conf > 0)[:, None], raw[:, :2], np.nan)
-        return MEDIAPIPE.to_model(xy, conf)
-
-    @property
-    def mean_ms(self) -> float:
-        return 1000.0 * float(np.mean(self.times)) if self.times else float("nan")
-
-    def close(self) -> None:
-        self._pose.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        return self.landmarks_to_model(raw)
