@@ -70,8 +70,6 @@ def register(sub) -> None:
 
 
 def _serve(args) -> int:
-    import torch
-
     from posetween.export.backends import create_backend
 
     from .engine import Engine
@@ -94,7 +92,8 @@ def _serve(args) -> int:
     if args.allow_remote and curve is None:
         log.warning("--allow-remote without --curve-key: anyone who reaches these sockets can write any stream "
                     "and read every one")
-    if args.threads:
+    if args.threads and args.backend in ("torch", "torchscript"):
+        import torch   # only these backends need it: the runtime install has no torch
         torch.set_num_threads(args.threads)
     # The output thread must not wait long for the GIL while the input thread decodes.
     sys.setswitchinterval(0.0005)
