@@ -251,7 +251,7 @@ def main() -> None:
     ap.add_argument("--model", type=Path)
     args = ap.parse_args()
     args.model = args.model or ROOT / "posetween" / "models" / f"{args.card}.pt"
-    ckpt = torch.load(args.model, map_location="cpu", weights_only=False)
+    ckpt = torch.load(args.model, map_location="cpu", weights_only=True)
     params = sum(v.numel() for v in ckpt["state_dict"].values())
     cfg = ckpt["config"]
     hours = ckpt.get("train_seconds", float("nan")) / 3600

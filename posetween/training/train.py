@@ -1,6 +1,6 @@
 """``posetween train``: train the motion model on windows drawn from motion capture.
 
-    posetween train --config configs/default.yaml --batch-size 64 --name NAME [--resume]
+    posetween train [--config configs/default.yaml] --batch-size 64 --name NAME [--resume]
     torchrun --nproc_per_node 2 -m posetween.cli train ...   # DistributedDataParallel
 
 A run lives in ``runs/NAME/``: ``config.yaml``, ``last.pt`` (everything needed to resume exactly:
@@ -40,6 +40,7 @@ from posetween.training.splits import split_of
 from posetween.training.windows import MotionClips, sample_windows
 
 log = logging.getLogger("posetween.train")
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
 
 
 def subset_weight(subset: str, weights: dict[str, float]) -> float:
@@ -152,7 +153,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, until: int | No
     if resume:
         if not last.exists():
             raise FileNotFoundError(f"--resume: no checkpoint at {last}")
-        ckpt = torch.load(last, map_location=device, weights_only=False)
+        ckpt = torch.load(last, map_location=device, weights_only=True)
         model.load_state_dict(ckpt["state_dict"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
@@ -254,7 +255,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, until: int | No
 
 def init_from(model: PoseTween, cfg: TrainConfig, path: Path) -> dict:
     """Load a model file's weights into ``model``; returns the steps and seconds they had."""
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
     theirs, ours = ckpt["config"], cfg.model.to_dict()
     depth = ("encoder_layers", "decoder_layers")
     same = lambda c: {k: v for k, v in c.items() if k not in depth}
@@ -268,7 +269,8 @@ def init_from(model: PoseTween, cfg: TrainConfig, path: Path) -> dict:
 def register(sub) -> None:
     p = sub.add_parser("train", help="train the motion model", description=__doc__,
                        formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
-    p.add_argument("--config", required=True, help="YAML config (see configs/default.yaml)")
+    p.add_argument("--config", default=str(DEFAULT_CONFIG),
+                   help="YAML config (default: the default model's, configs/default.yaml; --resume uses the run's own)")
     p.add_argument("--batch-size", type=int, help="windows per step and process (overrides the config)")
     p.add_argument("--name", required=True, help="run name: checkpoints and logs go to RUNS/NAME")
     p.add_argument("--runs", default="runs", help="folder of runs (default: runs)")
