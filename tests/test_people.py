@@ -127,6 +127,10 @@ def test_push_frame_refuses_bad_frames_with_reasons(backend):
     assert r.results[0].reason == "out_of_range" and "t / 1000" in r.results[0].detail
     r = engine.push_frame("given", 1.0, *frame(100, 500), layout="posetween19", ids=[7, "keeper"])
     assert r.streams == ["given/7", "given/keeper"]
+    # A frame with nobody in it (a detector's empty result) is a frame, not a bad message.
+    for empty in ((np.zeros((0, 19, 2)), np.zeros((0, 19))), ([], [])):
+        r = engine.push_frame("empty", 2.0, *empty, layout="posetween19")
+        assert not any(getattr(x, "reason", None) for x in r.results), r.results
 
 
 def test_frame_message_round_trip_and_errors():

@@ -217,13 +217,15 @@ class FrameRouter:
             t = check_time(t)
             self.units.check(camera, t)
             xy = np.asarray(xy, dtype=np.float64)
-            if xy.size == 0:
-                xy = xy.reshape(0, 0, 2)
+            if xy.size == 0:   # nobody in the frame: keep the joint count (N = 0 of (N, J, 2))
+                xy = xy.reshape(0, xy.shape[1] if xy.ndim == 3 else 0, 2)
             if xy.ndim != 3 or xy.shape[-1] != 2:
                 raise InputError("bad_joint_count", f"a frame's joints must be (people, joints, 2), got {xy.shape}")
             if len(xy) > MAX_PEOPLE:
                 raise InputError("out_of_range", f"{len(xy)} people in one frame (at most {MAX_PEOPLE})")
             conf = np.ones(xy.shape[:2]) if conf is None else np.asarray(conf, dtype=np.float64)
+            if len(xy) == 0 and conf.size == 0:
+                conf = np.zeros(xy.shape[:2])
             if conf.shape != xy.shape[:2]:
                 raise InputError("bad_joint_count", f"{xy.shape[:2]} people x joints but confidences {conf.shape}")
             if ids is not None and len(ids) != len(xy):
