@@ -79,3 +79,32 @@ def test_readme_snippet_runs(line, code, service, tmp_path):
     assert res.returncode == 0, f"README.md line {line}:\n{res.stderr[-3000:]}"
     assert res.stdout.strip(), f"README.md line {line} printed nothing"
     assert "None" not in res.stdout, res.stdout   # a pose that never came
+
+
+def test_quick_start_replay_reaches_a_subscriber(service, tmp_path):
+    """The quick start as written on a fresh clone: `posetween replay --fps 15 --loop` (the shipped
+    recording, no data to build) into the service, and a subscriber gets interpolated poses."""
+    import zmq
+
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"pose/replay\0")
+    sub.connect(f"tcp://127.0.0.1:{service[1]}")
+    replay = subprocess.Popen([PYTHON, "-m", "posetween.cli", "replay", "--fps", "15", "--loop",
+                               "--to", f"tcp://127.0.0.1:{service[0]}"], cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        kinds, deadline = set(), time.monotonic() + 60
+        while "interpolated" not in kinds and time.monotonic() < deadline:
+            if sub.poll(500):
+                import msgpack
+                topic, _, body = sub.recv().partition(b"\0")
+                kinds.add(msgpack.unpackb(body)["kind"])
+        assert "interpolated" in kinds, (kinds, replay.poll())
+    finally:
+        replay.terminate()
+        out = replay.communicate(timeout=10)[0].decode()
+        sub.close()
+        ctx.term()
+    assert "Traceback" not in out, out

@@ -180,10 +180,17 @@ def replay(seq: Sequence, publisher, fps: float, stream_id: str = "replay", *, l
     return sent
 
 
+# A walk from CMU's motion capture (subject 131), projected to 2D: what the quick start replays on
+# a fresh clone (posetween/assets/README.md; scripts/make_recording.py writes it).
+SHIPPED_RECORDING = Path(__file__).resolve().parents[1] / "assets" / "walk-cmu131.npz"
+
+
 def register(sub) -> None:
     p = sub.add_parser("replay", help="publish a recorded pose sequence in real time to `posetween serve`",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("file", help="HDF5 (posetween data build), .npz, or a folder of OpenPose JSON")
+    p.add_argument("file", nargs="?", default=str(SHIPPED_RECORDING),
+                   help="HDF5 (posetween data build), .npz, or a folder of OpenPose JSON (default: the "
+                        "shipped recording, a walk from CMU motion capture, 8.3 s)")
     p.add_argument("--fps", type=float, required=True, help="keyframes per second to publish")
     p.add_argument("--to", default="tcp://127.0.0.1:5555", help="the service's input address")
     p.add_argument("--stream", default="replay", help="stream id")
