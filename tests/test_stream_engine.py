@@ -442,7 +442,8 @@ def test_overload_runs_the_model_on_what_fits_and_every_stream_keeps_its_rate(ba
     snap = engine.snapshot()
     assert 6 <= np.median(batches) <= 12 and max(batches) <= 24
     assert 0.3 < snap["fallbacks"] / (24 * 39) < 0.8
-    assert snap["late_answers"] <= 24 and snap["skipped_ticks"] == 0     # (the first call: cost unknown)
+    # Late: the first call (its cost unknown) and one probe of one window more than fits.
+    assert snap["late_answers"] <= 24 + 12 and snap["skipped_ticks"] == 0
     for i in range(24):
         mine = [p for p in out if p.stream == f"s{i}" and p.time - T0 > 0.5]
         kinds = {p.kind for p in mine}

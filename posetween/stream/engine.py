@@ -201,6 +201,7 @@ class Engine:
         self._model_failed = False
         self._latency: deque[tuple[int, float]] = deque(maxlen=16)   # recent calls: (windows, seconds)
         self._last_probe = -math.inf
+        self._slope = 0.0              # seconds per window of a model call, once two sizes were seen
 
     # ------------------------------------------------------------ input
 
@@ -472,29 +473,43 @@ class Engine:
         per-window cost of recent calls), and the rest, which fall back at once. Under load
         every stream keeps its output rate: the model where it fits, the fallback where not.
         The windows of streams that fell back most recently go first, so that the fallback is
-        spread over the streams instead of always hitting the same ones. When nothing fits, one
-        window is tried every PROBE_S, to notice when the machine has recovered."""
-        cost = self._window_cost()
-        if not cost:                    # None before any call; 0 on a simulated clock: all fit
+        spread over the streams instead of always hitting the same ones."""
+        cost = self._call_cost()
+        if cost is None:
             return batch, []
+        fixed, per_window, fitted = cost
         slack = min(j.deadline for j in batch) - now
-        n_fit = min(len(batch), max(int(slack / cost), 0))
-        if n_fit == 0 and now - self._last_probe >= PROBE_S:
-            self._last_probe = now      # (calls of n_fit windows keep the cost up to date)
-            n_fit = 1
+        n_fit = min(len(batch), max(int((slack - fixed) / per_window), 0))
+        if n_fit < len(batch) and (n_fit == 0 or not fitted) and now - self._last_probe >= PROBE_S:
+            # Now and then one window more than the estimate allows, until it has seen two sizes
+            # of call (or while nothing fits): it would never learn what one more window costs
+            # beside a call's fixed part, or that the machine has recovered.
+            self._last_probe = now
+            n_fit += 1
         if n_fit == len(batch):
             return batch, []
         debt = lambda j: -(self._streams[j.stream].debt if j.stream in self._streams else 0)
         batch = sorted(batch, key=debt)      # stable: equal debts keep their arrival order
         return batch[:n_fit], batch[n_fit:]
 
-    def _window_cost(self) -> float | None:
-        """Seconds per window of a model call, from the recent calls (median; None before any).
-        Batches cost about linearly; the fixed part of a small call makes this cautious."""
-        if not self._latency:
+    def _call_cost(self) -> tuple[float, float, bool] | None:
+        """(fixed seconds, seconds per window, whether fitted) of a model call, from the recent calls: a line
+        through (windows, seconds) by medians (Theil-Sen: one slow call, a preempted thread,
+        does not tilt it); per window only, while all recent calls had one size. None before
+        any call."""
+        calls = list(self._latency)
+        if not calls:
             return None
-        per = sorted(s / n for n, s in self._latency)
-        return per[len(per) // 2]
+        slopes = sorted((s2 - s1) / (n2 - n1) for i, (n1, s1) in enumerate(calls)
+                        for n2, s2 in calls[i + 1:] if n2 != n1)
+        if slopes and slopes[len(slopes) // 2] > 0:
+            self._slope = slopes[len(slopes) // 2]
+        slope = self._slope      # (kept while the recent calls are all of one size)
+        if slope <= 0:
+            per = sorted(s / n for n, s in calls)
+            return 0.0, max(per[len(per) // 2], 1e-6), False
+        fixed = sorted(s - slope * n for n, s in calls)
+        return max(fixed[len(fixed) // 2], 0.0), slope, True
 
     # ------------------------------------------------------------ output
 

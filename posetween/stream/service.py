@@ -38,6 +38,7 @@ log = logging.getLogger("posetween.serve")
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 DRAIN_MAX = 256          # messages taken per input round before the model runs
+COALESCE_MS = 1          # ... waiting this long for more after the last (a batch that arrives together)
 
 
 def check_bind_address(address: str, allow_remote: bool = False) -> str:
@@ -171,11 +172,18 @@ class Service:
             while not self._stop.is_set():
                 events = dict(poller.poll(50))
                 if sub in events:
-                    for _ in range(DRAIN_MAX):   # then run the model, even under a flood
+                    taken = 0
+                    while taken < DRAIN_MAX:   # then run the model, even under a flood
                         try:
                             frame = sub.recv(zmq.NOBLOCK, copy=False)
                         except zmq.Again:
+                            # Keyframes that arrive together (one camera's people, synchronised
+                            # cameras) come a few at a time: wait a moment for the rest, so that
+                            # the model answers them in one call.
+                            if taken and sub.poll(COALESCE_MS):
+                                continue
                             break
+                        taken += 1
                         now = engine.now()
                         try:
                             m = wire.decode_input(frame.bytes, self.max_message_bytes)
