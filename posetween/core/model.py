@@ -432,7 +432,10 @@ def save_model(model: PoseTween, path, extra: dict | None = None) -> None:
 
 
 def load_model(path=None, map_location="cpu") -> PoseTween:
-    """Load a model file; with no path, the default model shipped in the package."""
+    """Load a model file; with no path, the default model shipped in the package; a shipped
+    model's name (``default``, ``open``) loads that one."""
+    from posetween.shipped import resolve_model
+    path = resolve_model(path)
     if path is None:
         from importlib.resources import files
         path = files("posetween") / "models" / "default.pt"

@@ -441,7 +441,10 @@ def cuda_usable() -> bool:
 
 def create_backend(name: str = "auto", model_path=None, **options) -> Backend:
     """A backend by name (see the module's docstring for names and options). ``model`` (a
-    PoseTween object) may be given in options instead of ``model_path``."""
+    PoseTween object) may be given in options instead of ``model_path``; a shipped model's name
+    (``default``, ``open``) is that model."""
+    from posetween.shipped import resolve_model
+    model_path = resolve_model(model_path)
     if name == "torch":
         return TorchBackend(model_path=model_path, **options)
     if name == "torchscript":

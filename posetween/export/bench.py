@@ -323,7 +323,7 @@ def latency_table(report: dict) -> str:
 # ----------------------------------------------------------------------------- command line
 
 def add_latency_arguments(p) -> None:
-    p.add_argument("--model", help="model checkpoint (.pt; default: the shipped default model)")
+    p.add_argument("--model", help="model checkpoint (.pt), or a shipped model by name: default (the default) or open")
     p.add_argument("--backends", nargs="+", metavar="NAME[:OPT,...]",
                    help="backends to time, e.g. torch onnxruntime onnxruntime:int8 torchscript "
                         "onnxruntime-cuda:fp16 onnxruntime-cuda:fp32,nograph torch:cuda "
@@ -348,7 +348,7 @@ def run_latency(args) -> int:
 
 
 def add_parity_arguments(p) -> None:
-    p.add_argument("--model", help="model checkpoint (.pt; default: the shipped default model)")
+    p.add_argument("--model", help="model checkpoint (.pt), or a shipped model by name: default (the default) or open")
     p.add_argument("--backends", nargs="+", metavar="NAME[:OPT,...]",
                    help="backends to compare with plain PyTorch (default: all that run here)")
     p.add_argument("--json", help="write the results here as JSON")

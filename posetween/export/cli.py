@@ -74,7 +74,7 @@ def _run_export(args) -> int:
 def register(subparsers) -> None:
     p = subparsers.add_parser("export", help="export the model to ONNX or TorchScript",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", help="model checkpoint (default: the shipped default model)")
+    p.add_argument("--model", help="model checkpoint, or a shipped model by name: default (the default) or open")
     p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
     p.add_argument("--out", required=True, help="output file (.onnx, or .pt/.ts for TorchScript)")
     prec = p.add_mutually_exclusive_group()

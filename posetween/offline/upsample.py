@@ -246,7 +246,7 @@ def register(sub) -> None:
     p.add_argument("--fps", type=float, help="keyframe rate of the input (default: the file's times, "
                                              "else 30 / upsample-rate, i.e. 30 fps out)")
     p.add_argument("--lookahead", type=int, default=1, help="keyframes of future each interval sees (>= 1)")
-    p.add_argument("--model", help="model file (default: the shipped default model)")
+    p.add_argument("--model", help="model file, or a shipped model by name: default (the default) or open")
     p.add_argument("--backend", default="torch", choices=BACKENDS,
                    help="runtime backend (default torch, the reference; the others agree with it within 1e-4)")
     p.set_defaults(func=run)

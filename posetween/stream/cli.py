@@ -42,7 +42,7 @@ def register(sub) -> None:
     p.add_argument("--lookahead", type=int, choices=(0, 1, 2), default=d.lookahead,
                    help="1: interpolate (delay: one input interval); 0: predict (delay: only the clock offset)")
     p.add_argument("--backend", default="auto", help="runtime backend (posetween.export.backends)")
-    p.add_argument("--model", help="model file (default: the shipped default model)")
+    p.add_argument("--model", help="model file, or a shipped model by name: default (the default) or open")
     p.add_argument("--budget-ms", type=float, default=d.budget_ms,
                    help="model latency budget (not added to the delay); a window answered later is filled "
                         "linearly (fallback) until its answer comes")

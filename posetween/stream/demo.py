@@ -567,7 +567,7 @@ def register(sub) -> None:
                    help="1: interpolate (delay one input interval, default); 0: predict")
     p.add_argument("--budget-ms", type=float, default=10.0, help="the model's latency budget (default 10)")
     p.add_argument("--queries", type=int, default=8, help="model samples per interval (default 8)")
-    p.add_argument("--model", help="model file (default: the shipped default model)")
+    p.add_argument("--model", help="model file, or a shipped model by name: default (the default) or open")
     p.add_argument("--backend", default="auto", help="runtime backend (default auto, as posetween serve)")
     p.add_argument("--out", metavar="FILE.mp4", help=f"write the video here (default without a display: {DEFAULT_OUT})")
     p.add_argument("--headless", action="store_true", help="never open a window; write the video")

@@ -362,7 +362,7 @@ def register(sub) -> None:
                         "neck and mid-hip the means of shoulders and hips, no hand centres or big toes)")
     p.add_argument("--no-tune-one-euro", action="store_true",
                    help="keep the One-Euro filter at 1 Hz / 1 instead of tuning it on the validation split")
-    p.add_argument("--model", help="model file (default: the shipped default model)")
+    p.add_argument("--model", help="model file, or a shipped model by name: default (the default) or open")
     p.add_argument("--views", type=int, default=4, help="fixed virtual cameras per motion")
     p.add_argument("--subset", nargs="+", metavar="NAME",
                    help="only these subsets (sources) of the data file, e.g. cmu-131 hdm05-mm hdm05-tr")

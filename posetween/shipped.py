@@ -1,0 +1,23 @@
+"""The models shipped in the package, by name: ``--model default`` (any data, non-commercial
+weights) and ``--model open`` (trained only on commercially usable motion). See their cards in
+``posetween/models/``. No heavy imports: the CLI and the runtime install use this."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+SHIPPED_MODELS = ("default", "open")
+
+
+def resolve_model(model):
+    """A shipped model's name -> its file (the PyTorch checkpoint where torch is installed, else
+    the ONNX export beside it); ``default`` -> None, which every loader reads as the default
+    model; anything else (a path, None) unchanged."""
+    if model is None or str(model) not in SHIPPED_MODELS:
+        return model
+    if str(model) == "default":
+        return None
+    torch = importlib.util.find_spec("torch") is not None
+    return MODELS_DIR / f"{model}{'.pt' if torch else '.onnx'}"
