@@ -153,14 +153,24 @@ def test_nan_allowed_for_missing_joints():
 
 
 @pytest.mark.parametrize("name", sorted(LAYOUTS))
-def test_fast_conversion_matches_layout_to_model(name):
-    from posetween.core.skeleton import get_layout
-    from posetween.stream.validate import convert_pose
+def test_layout_conversion_batched_and_per_pose_agree_with_its_definition(name):
+    """One conversion (Layout.to_model) for the engine's single poses and for batches: each of
+    our joints is the mean of its source joints, present only when all are, with their minimum
+    confidence (written out here joint by joint)."""
+    from posetween.core.skeleton import NUM_JOINTS, get_layout
     layout = get_layout(name)
     rng = np.random.default_rng(1)
-    for _ in range(20):
-        xy = rng.uniform(0, 1000, (layout.num_joints, 2))
-        conf = rng.uniform(0, 1, layout.num_joints) * (rng.random(layout.num_joints) > 0.2)
-        xy[conf == 0] = np.where(rng.random() > 0.5, np.nan, 0.0)
-        a, b = convert_pose(layout, xy, conf), layout.to_model(xy, conf)
-        assert np.allclose(a[0], b[0], equal_nan=True) and np.allclose(a[1], b[1])
+    xy = rng.uniform(0, 1000, (20, layout.num_joints, 2))
+    conf = rng.uniform(0, 1, (20, layout.num_joints)) * (rng.random((20, layout.num_joints)) > 0.2)
+    xy[conf == 0] = np.where(rng.random() > 0.5, np.nan, 0.0)
+    batch_xy, batch_conf = layout.to_model(xy, conf)
+    for i in range(20):
+        one_xy, one_conf = layout.to_model(xy[i], conf[i])
+        assert np.array_equal(one_xy, batch_xy[i], equal_nan=True) and np.array_equal(one_conf, batch_conf[i])
+        for j in range(NUM_JOINTS):
+            src = list(layout.sources[j])
+            ok = bool(src) and all(conf[i, k] > 0 and np.isfinite(xy[i, k]).all() for k in src)
+            if ok:
+                assert np.allclose(one_xy[j], xy[i, src].mean(0)) and one_conf[j] == conf[i, src].min()
+            else:
+                assert np.isnan(one_xy[j]).all() and one_conf[j] == 0

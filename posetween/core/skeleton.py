@@ -10,6 +10,7 @@ zero coordinate, because (0, 0) is a real place on an image.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -84,19 +85,25 @@ class Layout:
             raise ValueError(
                 f"layout {self.name!r}: confidences of shape {conf.shape} do not match "
                 f"keypoints of shape {xy.shape}")
+        idx, used, has, count = self._tables
         present = (conf > 0) & np.isfinite(xy).all(-1)
-        out_xy = np.full(xy.shape[:-2] + (NUM_JOINTS, 2), np.nan)
-        out_conf = np.zeros(xy.shape[:-2] + (NUM_JOINTS,))
-        for j, src in enumerate(self.sources):
-            if not src:
-                continue
-            idx = list(src)
-            ok = present[..., idx].all(-1)
-            c = np.where(ok, conf[..., idx].min(-1), 0.0)
-            p = xy[..., idx, :].mean(-2)
-            out_xy[..., j, :] = np.where(ok[..., None], p, np.nan)
-            out_conf[..., j] = c
+        ok = has & (present[..., idx] | ~used).all(-1)
+        mean = np.where(used[..., None], np.nan_to_num(xy)[..., idx, :], 0.0).sum(-2) / count[:, None]
+        out_xy = np.where(ok[..., None], mean, np.nan)
+        out_conf = np.where(ok, np.where(used, conf[..., idx], np.inf).min(-1), 0.0)
         return out_xy, out_conf
+
+    @cached_property
+    def _tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Index tables that make the conversion a few array operations (the streaming engine
+        converts every keyframe): for each of our joints, its source joints ``idx`` padded to
+        one width, which of them are ``used``, whether it ``has`` any, and how many (``count``)."""
+        width = max(max(len(src) for src in self.sources), 1)
+        idx = np.zeros((NUM_JOINTS, width), dtype=np.intp)
+        used = np.zeros((NUM_JOINTS, width), dtype=bool)
+        for j, src in enumerate(self.sources):
+            idx[j, :len(src)], used[j, :len(src)] = src, True
+        return idx, used, used.any(1), np.maximum(used.sum(1), 1)
 
 
 def _layout(name: str, num_joints: int, table: dict[str, tuple[int, ...]]) -> Layout:

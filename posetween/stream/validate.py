@@ -177,28 +177,6 @@ def to_model_pose(xy, conf=None, layout: str | None = None,
     far = seen & (np.abs(np.where(seen[:, None], xy, 0)) > MAX_COORD).any(-1)
     if far.any():
         raise InputError("out_of_range", f"joint {int(np.flatnonzero(far)[0])} coordinate beyond +-{MAX_COORD:g}")
-    return convert_pose(lay, xy, np.minimum(conf, 1.0))
+    return lay.to_model(xy, np.minimum(conf, 1.0))
 
 
-_TABLES: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
-
-
-def convert_pose(layout: Layout, xy: np.ndarray, conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``Layout.to_model`` for one pose, vectorised with cached index tables (the streaming
-    engine converts every keyframe). Same result: a joint made from several source joints is
-    their mean, present only when all are, with their minimum confidence."""
-    table = _TABLES.get(layout.name)
-    if table is None:
-        width = max(len(src) for src in layout.sources)
-        idx = np.zeros((len(layout.sources), width), dtype=np.intp)
-        used = np.zeros((len(layout.sources), width), dtype=bool)
-        for j, src in enumerate(layout.sources):
-            idx[j, :len(src)], used[j, :len(src)] = src, True
-        table = _TABLES[layout.name] = (idx, used, used.any(1), np.maximum(used.sum(1), 1))
-    idx, used, has, count = table
-    present = (conf > 0) & np.isfinite(xy).all(-1)
-    ok = has & (present[idx] | ~used).all(1)
-    mean = np.where(used[..., None], np.nan_to_num(xy)[idx], 0.0).sum(1) / count[:, None]
-    out_xy = np.where(ok[:, None], mean, np.nan)
-    out_conf = np.where(ok, np.where(used, conf[idx], np.inf).min(1), 0.0)
-    return out_xy, out_conf
