@@ -385,15 +385,16 @@ class CostlyModel:
     """The real (tiny) model, which takes ``per_window`` seconds of the simulated clock per
     window, rendering the output meanwhile as the service's output thread would."""
 
-    def __init__(self, backend, clock, engine_ref, out, per_window):
+    def __init__(self, backend, clock, engine_ref, out, per_window, fixed=0.0):
         self.backend, self.clock, self.engine_ref, self.out, self.per_window = backend, clock, engine_ref, out, per_window
+        self.fixed = fixed
         self.window = backend.window
         self.batches = []
 
     def run(self, *arrays):
         n = len(arrays[0])
         self.batches.append(n)
-        engine, end = self.engine_ref[0], self.clock.t + self.per_window * n
+        engine, end = self.engine_ref[0], self.clock.t + self.fixed + self.per_window * n
         while engine.next_tick() is not None and engine.next_tick() <= end:
             self.clock.t = engine.next_tick()
             self.out.extend(engine.render())
@@ -451,3 +452,48 @@ def test_overload_runs_the_model_on_what_fits_and_every_stream_keeps_its_rate(ba
         assert len(mine) == pytest.approx(60 * (3.9 - 0.1 - 0.5), abs=3)
         assert np.diff([p.time for p in mine]).max() < 1.5 / 60
         assert {"interpolated", "fallback"} <= kinds, (i, kinds)              # both, rotating
+
+
+def run_spread(backend, streams, fixed, per_window, cfg, seconds=4.0, fps=10.0):
+    """``streams`` streams spread evenly over the input interval; the model costs ``fixed`` +
+    ``per_window`` seconds per call. The loop runs the model whenever the engine says it is
+    due, as the service's input thread does."""
+    clock, out, ref = SimClock(LOCAL0), [], []
+    model = CostlyModel(backend, clock, ref, out, per_window, fixed)
+    engine = Engine(model, cfg, clock=clock)
+    ref.append(engine)
+    arrivals = sorted((LOCAL0 + k / fps + i / (fps * streams) + 0.003, k, i)
+                      for k in range(int(seconds * fps)) for i in range(streams))
+    for arrival, k, i in arrivals:
+        while True:
+            due, tick = engine.due(), engine.next_tick()
+            nxt = min(x for x in (due, tick, arrival) if x is not None)
+            if nxt >= arrival:
+                break
+            clock.t = max(clock.t, nxt)
+            if due is not None and due <= clock.t:
+                engine.process()
+            if tick is not None and tick <= clock.t:
+                out.extend(engine.render())
+        clock.t = max(clock.t, arrival)
+        engine.push(f"s{i}", T0 + k / fps + i / (fps * streams), moving_pose(k / fps) + i, np.ones(19), seq=k)
+        engine.process()
+        out.extend(engine.render())
+    return out, engine, model.batches
+
+
+def test_deferred_batches_carry_a_busy_model_through_spread_arrivals(backend):
+    # 32 streams spread over the interval, a model call costing 6 ms + 0.5 ms a window: one
+    # call per keyframe would need 2 s of model a second. Held until their lead runs short,
+    # the windows share calls and (nearly) all get the model; without, most fall back.
+    cfg = dict(rate=60, lookahead=1, budget_ms=5)
+    out, engine, batches = run_spread(backend, 32, 0.006, 0.0005, EngineConfig(**cfg, defer_batches=True))
+    snap = engine.snapshot()
+    windows = snap["keyframes_in"] - 32
+    assert snap["fallbacks"] < 0.1 * windows and np.mean(batches) > 3    # (the first half second: not yet busy)
+    assert snap["skipped_ticks"] == 0
+    _, eager, eager_batches = run_spread(backend, 32, 0.006, 0.0005, EngineConfig(**cfg))
+    assert eager.snapshot()["fallbacks"] > 0.3 * windows
+    for i in (0, 31):                                    # every stream at its rate
+        times = [p.time for p in out if p.stream == f"s{i}" and p.time - T0 > 0.5]
+        assert np.diff(times).max() < 1.5 / 60

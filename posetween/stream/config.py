@@ -32,6 +32,9 @@ class EngineConfig:
     horizon_intervals: float = 1.5     # lookahead 0: the prediction covers this many intervals
     blend_s: float = 0.1               # a correction (new data over shown output) blends this long
     max_batch: int = 64                # windows per model call
+    defer_batches: bool = False        # under load (the model busy more than a third of the time),
+                                       # hold windows until just before the earliest can wait no
+                                       # longer, so that one call answers many (posetween serve: on)
     wide_batch: int = 16               # from this many windows, the engine's wide_backend (more threads)
     pad_batch: bool = False            # pad the batch to a power of two (static-shape backends)
 

@@ -65,6 +65,9 @@ log = logging.getLogger("posetween.stream")
 
 MAX_EXTRAPOLATION = 2.0   # fallback past the newest keyframe: at most one interval of constant velocity
 PROBE_S = 0.5             # an overloaded engine still tries the model this often
+DEFER_BUSY = 0.33         # defer_batches: hold windows for a larger call when the model is this busy
+DEFER_MARGIN_S = 0.002    # ... until this long (or a quarter of the call) before it must start
+BUSY_WINDOW_S = 0.5       # ... busy: over this long
 
 
 @dataclass
@@ -202,6 +205,7 @@ class Engine:
         self._latency: deque[tuple[int, float]] = deque(maxlen=16)   # recent calls: (windows, seconds)
         self._last_probe = -math.inf
         self._slope = 0.0              # seconds per window of a model call, once two sizes were seen
+        self._calls: deque[tuple[float, float]] = deque()   # (end, seconds) of the recent calls
 
     # ------------------------------------------------------------ input
 
@@ -397,10 +401,14 @@ class Engine:
             return any(not j.done for j in self._jobs)
 
     def process(self, now: float | None = None) -> int:
-        """Run the model once on the waiting windows (one batch); returns how many it ran."""
+        """Run the model once on the waiting windows (one batch); returns how many it ran (0
+        also when, with ``defer_batches``, they can wait for more: see :meth:`due`)."""
         with self._lock:
             given = now is not None
             now = now if given else self.now()
+            due = self.due(now)
+            if due is None or due > now:
+                return 0
             batch = []
             while self._jobs and len(batch) < self.cfg.max_batch:
                 job = self._jobs.popleft()
@@ -450,6 +458,7 @@ class Engine:
         # What a call costs on the engine's clock, the one deadlines are judged by: the real
         # time on a wall clock, nothing on a simulated one (a video file replayed by the demo).
         self._latency.append((n, done - now))
+        self._calls.append((done, done - now))
         self.stats.answered([done - j.arrival for j in batch])
         with self._lock:
             for i, job in enumerate(batch):
@@ -467,6 +476,32 @@ class Engine:
                     self._merge(job, out[i], job.kinds)
             self._inflight = []
         return n + len(shed)
+
+    def due(self, now: float | None = None) -> float | None:
+        """Engine-clock time by which :meth:`process` should run (None: no window waits). At once,
+        unless ``defer_batches`` and the model is busy (more than DEFER_BUSY of the last 0.5 s):
+        then as late as the earliest waiting window allows, less the call's predicted time and a
+        margin, so that windows arriving meanwhile (streams spread over the interval) join the
+        same call. The lead covers the wait; what a call costs per window falls with its size."""
+        with self._lock:
+            now = self.now() if now is None else now
+            pending = [j for j in self._jobs if not j.done]
+            if not pending:
+                return None
+            cost = self._call_cost()
+            if (not self.cfg.defer_batches or cost is None or len(pending) >= self.cfg.max_batch
+                    or self._busy(now) < DEFER_BUSY):
+                return now
+            fixed, per_window, _ = cost
+            predicted = fixed + per_window * len(pending)
+            return min(j.deadline for j in pending) - predicted - max(DEFER_MARGIN_S, 0.25 * predicted)
+
+    def _busy(self, now: float) -> float:
+        """Share of the last BUSY_WINDOW_S the model was working."""
+        calls = self._calls
+        while calls and calls[0][0] < now - BUSY_WINDOW_S:
+            calls.popleft()
+        return sum(e for _, e in calls) / BUSY_WINDOW_S
 
     def _fit(self, batch: list[_Job], now: float) -> tuple[list[_Job], list[_Job]]:
         """The windows the model can answer before the earliest of their deadlines (from the

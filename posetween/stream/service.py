@@ -19,6 +19,7 @@ output delay; the service sets it to ``switch_interval`` (0.5 ms) for the proces
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import threading
 import time
@@ -170,7 +171,9 @@ class Service:
         poller.register(monitor, zmq.POLLIN)
         try:
             while not self._stop.is_set():
-                events = dict(poller.poll(50))
+                due = engine.due()    # windows held for a larger call (defer_batches) wake the loop
+                wait = 50 if due is None else min(50, max(0, math.ceil((due - engine.now()) * 1000)))
+                events = dict(poller.poll(wait))
                 if sub in events:
                     taken = 0
                     while taken < DRAIN_MAX:   # then run the model, even under a flood
@@ -199,7 +202,7 @@ class Service:
                             if not engine.stats.drops["internal_error"]:
                                 log.exception("failed on a message (%s)", e)
                             engine.drop("internal_error", f"{type(e).__name__}: {e}")
-                    engine.process()
+                engine.process()
                 if monitor in events:
                     event = recv_monitor_message(monitor)
                     # Counted as what they are: connections opened and closed. ZeroMQ does not
