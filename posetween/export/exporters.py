@@ -77,7 +77,8 @@ LOOKAHEAD_SEMANTICS = (
 NORMALISATION = (
     "Inside the graph: keypoints in the caller's units (pixels) in and out. Missing joints "
     "(conf 0 or non-finite xy) are ignored; centre = mean of all seen joints of the window; "
-    "scale = mean neck to mid-hip length over keyframes showing both (else 0.3 x the mean "
+    "scale = mean torso length over the keyframes showing one: neck to mid-hip where both are "
+    "seen, else the mean of the shoulder-to-hip lengths of the sides seen (else 0.3 x the mean "
     "bounding-box extent, else 1); times relative to the newest valid keyframe. Errors in "
     "normalised units = pixel error / scale.")
 INPUTS_DOC = {
