@@ -12,7 +12,7 @@ start=()
 [ -f "$RUNS/$name/last.pt" ] && start=(--resume)
 if [ ! -f "$RUNS/$name/done" ]; then
   "$BIN/torchrun" --nproc_per_node 2 -m posetween.cli train --config configs/default.yaml --runs "$RUNS" --name $name \
-    --batch-size 128 --steps 12000 --lr 0.0007 \
+    --batch-size 128 --steps 8000 --lr 0.0007 \
     --set "data.subsets=[cmu-indian, cmu-martial, cmu-salsa, hdm05-bd, hdm05-bk, hdm05-dg]" "${start[@]}"
   touch "$RUNS/$name/done"
 fi
