@@ -144,9 +144,10 @@ def capacity(args, synchronised: bool, linear_only: bool, results: list) -> int:
         print(f"{r['pattern']:>12} {r['mode']:>11} {n:4d} streams: rate min {r['rate_min']:.1f} Hz, "
               f"fallback {fb}, longest pause {1000 * r['stall_s']:.0f} ms, batch {r['model_batch_mean']}, "
               f"{'ok' if r['ok'] else 'FAIL'}", file=sys.stderr, flush=True)
-        if not r["ok"]:
+        if not r["ok"] and not args.all:
             break
-        best = n
+        if r["ok"] and best == max((x for x in args.counts if x < n), default=0):
+            best = n
     return best
 
 
@@ -190,6 +191,7 @@ def main() -> int:
     p.add_argument("--modes", nargs="+", default=["model", "linear"])
     p.add_argument("--seconds", type=float, default=6.0, help="measured seconds per count")
     p.add_argument("--warmup", type=float, default=2.0)
+    p.add_argument("--all", action="store_true", help="measure every count (for the plot), not only up to the first failing one")
     p.add_argument("--json")
     p.add_argument("--plot")
     args = p.parse_args()
@@ -204,7 +206,17 @@ def main() -> int:
         for mode in args.modes:
             caps[mode] = capacity(args, pattern == "synchronised", mode == "linear", results)
         table.append(f"| {pattern} | {caps.get('model', '-')} | {caps.get('linear', '-')} |")
-    print("\n".join(table))
+    rows = ["| arrivals | streams | model: slowest rate / fallen back / longest pause | linear only: slowest rate / "
+            "fallen back / longest pause |", "|---|---|---|---|"]
+    for pattern in args.patterns:
+        for n in args.counts:
+            cells = []
+            for mode in ("model", "linear only"):
+                r = next((r for r in results if r["pattern"] == pattern and r["mode"] == mode and r["streams"] == n), None)
+                cells.append("-" if r is None else f"{r['rate_min']:.1f} Hz / "
+                             f"{100 * (r['fallback_share'] or 0):.1f} % / {1000 * r['stall_s']:.0f} ms")
+            rows.append(f"| {pattern} | {n} | {cells[0]} | {cells[1]} |")
+    print("\n".join(table + [""] + rows))
     if args.plot:
         plot(results, args.plot, meta)
     if args.json:

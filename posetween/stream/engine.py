@@ -66,7 +66,8 @@ log = logging.getLogger("posetween.stream")
 MAX_EXTRAPOLATION = 2.0   # fallback past the newest keyframe: at most one interval of constant velocity
 PROBE_S = 0.5             # an overloaded engine still tries the model this often
 DEFER_BUSY = 0.33         # defer_batches: hold windows for a larger call when the model is this busy
-DEFER_MARGIN_S = 0.002    # ... until this long (or a quarter of the call) before it must start
+DEFER_MARGIN_S = 0.002    # ... until at least this long (or a quarter of the call) before it must start
+DEFER_MARGIN_MAX_S = 0.015  # ... at most this long (a late wake-up doubles it)
 BUSY_WINDOW_S = 0.5       # ... busy: over this long
 
 
@@ -206,6 +207,8 @@ class Engine:
         self._last_probe = -math.inf
         self._slope = 0.0              # seconds per window of a model call, once two sizes were seen
         self._calls: deque[tuple[float, float]] = deque()   # (end, seconds) of the recent calls
+        self._defer_margin = DEFER_MARGIN_S   # defer_batches: how long before the predicted last moment
+        self._deferring = False
 
     # ------------------------------------------------------------ input
 
@@ -460,6 +463,14 @@ class Engine:
         self._latency.append((n, done - now))
         self._calls.append((done, done - now))
         self.stats.answered([done - j.arrival for j in batch])
+        if self._deferring:
+            # Held windows that then missed their deadline (a call slower than predicted, a
+            # thread woken late on a busy machine): hold the next ones less long; else a little
+            # longer again.
+            self._deferring = False
+            missed = any(done > j.deadline for j in batch)
+            self._defer_margin = (min(2 * self._defer_margin, DEFER_MARGIN_MAX_S) if missed
+                                  else max(0.97 * self._defer_margin, DEFER_MARGIN_S))
         with self._lock:
             for i, job in enumerate(batch):
                 if out is None or done > job.deadline:
@@ -494,7 +505,8 @@ class Engine:
                 return now
             fixed, per_window, _ = cost
             predicted = fixed + per_window * len(pending)
-            return min(j.deadline for j in pending) - predicted - max(DEFER_MARGIN_S, 0.25 * predicted)
+            self._deferring = True
+            return min(j.deadline for j in pending) - predicted - max(self._defer_margin, 0.25 * predicted)
 
     def _busy(self, now: float) -> float:
         """Share of the last BUSY_WINDOW_S the model was working."""

@@ -39,6 +39,7 @@ log = logging.getLogger("posetween.serve")
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 DRAIN_MAX = 256          # messages taken per input round before the model runs
+YIELD_S = 0.002          # the input thread's pause while the output is behind
 COALESCE_MS = 1          # ... waiting this long for more after the last (a batch that arrives together)
 
 
@@ -81,6 +82,7 @@ class Service:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._disconnect_log = RateLimitedLog(log, every=10.0)
+        self._output_behind = threading.Event()
 
     # ------------------------------------------------------------ life
 
@@ -171,6 +173,8 @@ class Service:
         poller.register(monitor, zmq.POLLIN)
         try:
             while not self._stop.is_set():
+                if self._output_behind.is_set():   # let the output thread catch up first
+                    time.sleep(YIELD_S)
                 due = engine.due()    # windows held for a larger call (defer_batches) wake the loop
                 wait = 50 if due is None else min(50, max(0, math.ceil((due - engine.now()) * 1000)))
                 events = dict(poller.poll(wait))
@@ -265,6 +269,10 @@ class Service:
                 if nt is not None and nt > now:
                     time.sleep(min(nt - now, 0.05))
                     continue
+                # Behind by more than two ticks: the input thread yields to this one (it holds
+                # the GIL for every keyframe it decodes); the output keeps its rate first.
+                behind = nt is not None and now - nt > 2 * engine.ticks.period
+                self._output_behind.set() if behind else self._output_behind.clear()
                 poses = engine.render(fresh=True)
                 for msg in chain((wire.encode_pose(p, time.time()) for p in poses), camera_messages(poses)):
                     try:
