@@ -111,34 +111,43 @@ def fallback_poses(key_xy: np.ndarray, key_conf: np.ndarray, key_time: np.ndarra
                    max_alpha: float) -> np.ndarray:
     """Per-joint linear interpolation through the keyframes where each joint was seen (hold
     before the first; past the last, constant velocity up to ``max_alpha`` of the last
-    interval, hold with ``max_alpha`` 1). ``(K, 19, 2), (K, 19), (K,), (Q,)`` -> ``(Q, 19, 2)``.
-    Vectorised: it runs for every window whose model answer is late."""
-    K = len(key_time)
-    seen = (key_conf > 0) & np.isfinite(key_xy).all(-1)                 # (K, J)
+    interval, hold with ``max_alpha`` 1). ``(K, 19, 2), (K, 19), (K,), (Q,)`` -> ``(Q, 19, 2)``."""
+    return fallback_batch(key_xy[None], key_conf[None], key_time[None], query[None], max_alpha)[0]
+
+
+def fallback_batch(key_xy: np.ndarray, key_conf: np.ndarray, key_time: np.ndarray, query: np.ndarray,
+                   max_alpha: float) -> np.ndarray:
+    """:func:`fallback_poses` of B windows at once: ``(B, K, 19, 2), (B, K, 19), (B, K), (B, Q)``
+    -> ``(B, Q, 19, 2)``. Vectorised: under overload every window falls back, and one call for
+    all of them leaves the output thread its time."""
+    B, K = key_time.shape
+    J = key_conf.shape[2]
+    seen = (key_conf > 0) & np.isfinite(key_xy).all(-1)                 # (B, K, J)
     xy = np.where(seen[..., None], key_xy, 0.0)
-    k = np.arange(K)[None, :, None]                                      # (1, K, 1)
-    at_or_before = seen[None] & (key_time[None, :, None] <= query[:, None, None])   # (Q, K, J)
-    after = seen[None] & (key_time[None, :, None] > query[:, None, None])
-    left = np.where(at_or_before, k, -1).max(1)                          # (Q, J)
-    right = np.where(after, k, K).min(1)
-    newest = np.where(seen, k[0], -1).max(0)                             # (J,)
-    prev = np.where(seen[None] & (k < left[:, None, :]), k, -1).max(1)   # seen before `left`
+    k = np.arange(K)[None, None, :, None]                                # (1, 1, K, 1)
+    kt, qq = key_time[:, None, :, None], query[:, :, None, None]
+    at_or_before = seen[:, None] & (kt <= qq)                            # (B, Q, K, J)
+    after = seen[:, None] & (kt > qq)
+    left = np.where(at_or_before, k, -1).max(2)                          # (B, Q, J)
+    right = np.where(after, k, K).min(2)
+    newest = np.where(seen, np.arange(K)[None, :, None], -1).max(1)      # (B, J)
+    prev = np.where(seen[:, None] & (k < left[:, :, None, :]), k, -1).max(2)   # seen before `left`
     has_left, has_right = left >= 0, right < K
-    J = seen.shape[1]
-    cols = np.arange(J)[None, :]
     # Bracket (a, b) and the fraction along it, for each case.
     a = np.where(has_left, left, right).clip(0, K - 1)
     b = np.where(has_right, right, a)
     extrapolate = has_left & ~has_right & (prev >= 0) & (max_alpha > 1)
     a = np.where(extrapolate, prev, a).clip(0, K - 1)
     b = np.where(extrapolate, left, b).clip(0, K - 1)
-    ta, tb = key_time[a], key_time[b]
+    bi, ji = np.arange(B)[:, None, None], np.arange(J)[None, None, :]
+    ta, tb = key_time[bi, a], key_time[bi, b]
     span = tb - ta
     safe = np.abs(span) > 1e-12
-    alpha = np.where(safe, (query[:, None] - ta) / np.where(safe, span, 1.0), 0.0)
+    alpha = np.where(safe, (query[:, :, None] - ta) / np.where(safe, span, 1.0), 0.0)
     alpha = np.clip(alpha, 0.0, np.where(extrapolate, max_alpha, 1.0))
-    out = xy[a, cols] + alpha[..., None] * (xy[b, cols] - xy[a, cols])
-    out[newest[None, :].repeat(len(query), 0) < 0] = np.nan             # never seen
+    xa, xb = xy[bi, a, ji], xy[bi, b, ji]
+    out = xa + alpha[..., None] * (xb - xa)
+    out[np.broadcast_to(newest[:, None, :] < 0, out.shape[:-1])] = np.nan   # never seen
     return out
 
 
@@ -365,14 +374,30 @@ class Engine:
             if job.stream == stream_id:
                 job.done = True
 
-    def _resolve(self, job: _Job, poses: np.ndarray | None = None, superseded: bool = False) -> None:
-        """Merge a job's answer into its stream's track; without an answer, the fallback."""
+    def _fall_back(self, jobs) -> None:
+        """:meth:`_resolve` without answers, for many jobs in one vectorised fallback."""
+        jobs = [j for j in jobs if not j.done]
+        if len(jobs) < 2:
+            for job in jobs:
+                self._resolve(job)
+            return
+        stack = lambda name: np.stack([getattr(j, name) for j in jobs])
+        poses = fallback_batch(stack("key_xy"), stack("key_conf"), stack("key_time"), stack("query"),
+                               MAX_EXTRAPOLATION)
+        for job, p in zip(jobs, poses):
+            self._resolve(job, fallback=p)
+
+    def _resolve(self, job: _Job, poses: np.ndarray | None = None, superseded: bool = False,
+                 fallback: np.ndarray | None = None) -> None:
+        """Merge a job's answer into its stream's track; without an answer, the fallback (given
+        when computed for many jobs at once)."""
         if job.done:
             return
         job.done = True
         kinds = job.kinds
         if poses is None:
-            poses = fallback_poses(job.key_xy, job.key_conf, job.key_time, job.query, MAX_EXTRAPOLATION)
+            poses = fallback if fallback is not None else \
+                fallback_poses(job.key_xy, job.key_conf, job.key_time, job.query, MAX_EXTRAPOLATION)
             kinds = [FALLBACK] * len(job.query)
             job.fell_back = True
             self.stats.add("superseded_windows" if superseded else "fallbacks")
@@ -412,24 +437,24 @@ class Engine:
             due = self.due(now)
             if due is None or due > now:
                 return 0
-            batch = []
+            batch, expired = [], []
             while self._jobs and len(batch) < self.cfg.max_batch:
                 job = self._jobs.popleft()
                 if job.done:
                     continue
                 if now > job.deadline:      # already too late: do not spend the model on it
-                    self._resolve(job)
+                    expired.append(job)
                 else:
                     job.inflight = True
                     batch.append(job)
+            self._fall_back(expired)
             self._inflight = batch
         if not batch:
             return 0
         batch, shed = self._fit(batch, now)
         if shed:
             with self._lock:      # shed load: their answers would come too late anyway
-                for job in shed:
-                    self._resolve(job)
+                self._fall_back(shed)
                 self._inflight = batch
             self.stats.add("shed_windows", len(shed))
         n = len(batch)
@@ -472,9 +497,9 @@ class Engine:
             self._defer_margin = (min(2 * self._defer_margin, DEFER_MARGIN_MAX_S) if missed
                                   else max(0.97 * self._defer_margin, DEFER_MARGIN_S))
         with self._lock:
+            # No answer within the budget: the fallback (once); a late answer comes after it.
+            self._fall_back([j for j in batch if out is None or done > j.deadline])
             for i, job in enumerate(batch):
-                if out is None or done > job.deadline:
-                    self._resolve(job)            # no answer within the budget: the fallback (once)
                 if out is None:
                     continue
                 if not job.done:
@@ -603,9 +628,7 @@ class Engine:
         return out
 
     def _expire(self, now: float) -> None:
-        for job in chain(self._inflight, self._jobs):
-            if not job.done and job.deadline < now:
-                self._resolve(job)
+        self._fall_back([j for j in chain(self._inflight, self._jobs) if not j.done and j.deadline < now])
 
     def _render_at(self, tau: float) -> list[OutputPose]:
         out = []
