@@ -170,6 +170,7 @@ def plot(results: list[dict], path: str, meta: dict) -> None:
                          label="model: windows fallen back (%)")
                 ax2.set_ylabel("windows fallen back (%)", color="tab:red")
                 ax2.set_ylim(0, 100)
+                ax2.legend(loc="center left", fontsize=7)
         ax.axhline(0.99 * RATE, color="gray", lw=0.8)
         ax.set_title(f"{pattern} arrivals")
         ax.set_xlabel("streams at 15 fps")
@@ -192,6 +193,7 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=6.0, help="measured seconds per count")
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--all", action="store_true", help="measure every count (for the plot), not only up to the first failing one")
+    p.add_argument("--replot", metavar="JSON", help="only draw --plot from a previous run's --json")
     p.add_argument("--json")
     p.add_argument("--plot")
     args = p.parse_args()
@@ -199,6 +201,10 @@ def main() -> int:
     meta = {"cpu": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                    f"load average {load:.1f} at start", "backend": args.backend, "model": args.model or "default",
             "seconds": args.seconds, "fps": FPS, "rate": RATE}
+    if args.replot:
+        data = json.loads(Path(args.replot).read_text())
+        plot(data["results"], args.plot, data["meta"])
+        return 0
     results: list[dict] = []
     table = ["| arrivals | model | linear only |", "|---|---|---|"]
     for pattern in args.patterns:
