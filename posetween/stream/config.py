@@ -31,6 +31,8 @@ class EngineConfig:
                                        # budgets, at most one interval)
     horizon_intervals: float = 1.5     # lookahead 0: the prediction covers this many intervals
     blend_s: float = 0.1               # a correction (new data over shown output) blends this long
+    guard: bool = True                 # lean a stream on the linear curve while the model keeps losing
+                                       # to it on the stream's new keyframes (guard.py)
     max_batch: int = 64                # windows per model call
     defer_batches: bool = False        # under load (the model busy more than a third of the time),
                                        # hold windows until just before the earliest can wait no

@@ -56,6 +56,7 @@ import numpy as np
 from .clock import Lag, TickClock
 from .config import EngineConfig
 from .frames import FALLBACK, INTERPOLATED, KEYFRAME, PREDICTED, Keyframe, OutputPose
+from .guard import Guard
 from .stats import RateLimitedLog, Stats
 from .track import Track
 from .validate import InputError, check_seq, check_stream_id, check_time, to_model_pose
@@ -105,6 +106,7 @@ class _Stream:
     seq_out: int = 0
     queued: _Job | None = None   # the newest window waiting for the model
     debt: int = 0                # windows fallen back since the model last answered one
+    guard: Guard = dataclasses.field(default_factory=Guard)   # how far the model is trusted here
 
 
 def fallback_poses(key_xy: np.ndarray, key_conf: np.ndarray, key_time: np.ndarray, query: np.ndarray,
@@ -261,6 +263,8 @@ class Engine:
                 self._events(f"restart:{d.reason}", "stream %r restarts (%s): %s", stream_id, d.reason, d.detail)
                 self._cancel(stream_id)
                 st.lag = Lag(self.cfg.max_lag_slew)    # perhaps another clock, or another delay
+            if self.cfg.guard and d.action not in (START, RESTART):
+                st.guard.observe(st.window.segment, t, xy19, conf19)
             st.window.add(Keyframe(t, xy19, conf19, seq, now), d, segment)
             if d.first is not None:
                 st.track.note_keyframe(d.first.time)
@@ -404,7 +408,24 @@ class Engine:
             st = self._streams.get(job.stream)
             if st is not None and not superseded:
                 st.debt += 1
+        elif self.cfg.guard:
+            poses = self._guarded(job, poses)
         self._merge(job, poses, kinds)
+
+    def _guarded(self, job: _Job, poses: np.ndarray) -> np.ndarray:
+        """The model's answer as its stream's guard trusts it (guard.py): ``curve + trust *
+        (model - curve)``, the curve being the fallback's; the raw answer is what the guard
+        will hold against the stream's next keyframe."""
+        st = self._streams.get(job.stream)
+        if st is None:
+            return poses
+        curve = fallback_poses(job.key_xy, job.key_conf, job.key_time, job.query, MAX_EXTRAPOLATION)
+        st.guard.expect(job.seg, job.query, poses, curve)
+        trust = st.guard.trust
+        if trust >= 1.0:
+            return poses
+        self.stats.add("guarded_windows")
+        return np.where(np.isfinite(curve), curve + trust * (poses - curve), poses)
 
     def _merge(self, job: _Job, poses: np.ndarray, kinds: list[str]) -> None:
         st = self._streams.get(job.stream)

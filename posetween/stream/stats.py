@@ -64,6 +64,7 @@ class Stats:
                 "late_answers": self.counts["late_answers"],
                 "shed_windows": self.counts["shed_windows"],
                 "superseded_windows": self.counts["superseded_windows"],
+                "guarded_windows": self.counts["guarded_windows"],
                 "restarts": sum(self.restarts.values()),
                 "restarts_by_reason": dict(self.restarts),
                 "evictions": self.counts["evictions"],
