@@ -21,19 +21,9 @@ model=()
 [ -n "$MODEL" ] && model=(--model "$MODEL")
 eval_=("$BIN/posetween" eval --data "$DATA" --split-config configs/default.yaml "${model[@]}")
 
-bandai=("${eval_[@]}" --split test --subset bandai-namco-1 bandai-namco-2 --output-fps 30)
-if [ "$CARD" = open ]; then
-  "${bandai[@]}" --input-fps 7.5 --json "$OUT/clean-lookahead1.json"
-  "${bandai[@]}" --input-fps 7.5 --noisy --json "$OUT/noisy-lookahead1.json"
-else
-for la in 1 0; do
-  "${bandai[@]}" --input-fps 7.5 3.75 15 --lookahead $la --json "$OUT/clean-lookahead$la.json"
-  "${bandai[@]}" --input-fps 7.5 3.75 15 --lookahead $la --noisy --json "$OUT/noisy-lookahead$la.json"
-done
-# What one more keyframe past the interval buys (offline quality), at the middle rate.
-"${bandai[@]}" --input-fps 7.5 --lookahead 2 --json "$OUT/clean-lookahead2.json"
-"${bandai[@]}" --input-fps 7.5 --layout coco17 --json "$OUT/clean-coco17-lookahead1.json"
-fi
+# run JSON ARGS...: one evaluation, skipped when JSON exists already (run again to resume; rm -r
+# OUT_DIR to start over).
+run() { local json=$1; shift; [ -f "$json" ] || "${eval_[@]}" "$@" --json "$json"; }
 
 # Sources never seen in training, at their full rate.
 held_out() {   # held_out NAME VIEWS RATES... -- SUBSETS...
@@ -42,8 +32,8 @@ held_out() {   # held_out NAME VIEWS RATES... -- SUBSETS...
   [ "$CARD" = open ] && rates=(7.5)
   for noise in clean noisy; do
     for layout in posetween19 $([ "$CARD" = open ] || echo coco17); do
-      "${eval_[@]}" --split test --subset "$@" --views "$views" --input-fps "${rates[@]}" --layout $layout \
-        $([ $noise = noisy ] && echo --noisy) --json "$OUT/source-$name-$noise-$layout.json"
+      run "$OUT/source-$name-$noise-$layout.json" --split test --subset "$@" --views "$views" \
+        --input-fps "${rates[@]}" --layout $layout $([ $noise = noisy ] && echo --noisy)
     done
   done
 }
@@ -52,7 +42,22 @@ held_out hdm05-mm-tr 4 7.5 3.75 15 30 -- hdm05-mm hdm05-tr
 held_out ballroom 2 7.5 3.75 15 -- music2dance-ballroom   # 30 fps data: no frame between 30 fps keyframes
 
 # Real 2D keypoints from video.
-"${eval_[@]}" --keypoints "$SRC/speed21-climbing-2d/speed21_keypoints2d.npz" --json "$OUT/video-speed21.json"
-"${eval_[@]}" --keypoints "$SRC/football-penalties-centernet-2d/penaltiesv1" --json "$OUT/video-football.json"
+run "$OUT/video-speed21.json" --keypoints "$SRC/speed21-climbing-2d/speed21_keypoints2d.npz"
+run "$OUT/video-football.json" --keypoints "$SRC/football-penalties-centernet-2d/penaltiesv1"
+
+# The Bandai test split.
+bandai=(--split test --subset bandai-namco-1 bandai-namco-2 --output-fps 30)
+if [ "$CARD" = open ]; then
+  run "$OUT/clean-lookahead1.json" "${bandai[@]}" --input-fps 7.5
+  run "$OUT/noisy-lookahead1.json" "${bandai[@]}" --input-fps 7.5 --noisy
+else
+  run "$OUT/clean-lookahead1.json" "${bandai[@]}" --input-fps 7.5 3.75 15
+  run "$OUT/noisy-lookahead1.json" "${bandai[@]}" --input-fps 7.5 3.75 15 --noisy
+  run "$OUT/clean-coco17-lookahead1.json" "${bandai[@]}" --input-fps 7.5 --layout coco17
+  run "$OUT/clean-lookahead0.json" "${bandai[@]}" --input-fps 7.5 3.75 15 --lookahead 0
+  run "$OUT/noisy-lookahead0.json" "${bandai[@]}" --input-fps 7.5 3.75 15 --lookahead 0 --noisy
+  # What one more keyframe past the interval buys (offline quality), at the middle rate.
+  run "$OUT/clean-lookahead2.json" "${bandai[@]}" --input-fps 7.5 --lookahead 2
+fi
 
 "$BIN/python" scripts/model_card.py "$OUT" --card "$CARD" ${MODEL:+--model "$MODEL"}
