@@ -271,6 +271,21 @@ def tune_one_euro(validation: Windows, s: EvalSettings) -> tuple[float, float]:
     return params
 
 
+def tuned_one_euro(validation, window: int, s: EvalSettings, cache: Path) -> tuple[float, float]:
+    """tune_one_euro on the validation motions for these settings, remembered in ``cache`` (a
+    JSON file beside the results) so that the evaluations of one report tune each setting once."""
+    key = f"{s.input_fps:g} fps, lookahead {s.lookahead}, {'noisy' if s.noisy else 'clean'}, {s.layout}"
+    known = json.loads(cache.read_text()) if cache.exists() else {}
+    if key not in known:
+        tuning = build_windows(validation, window, replace(s, views=1, output_fps=30.0))
+        known[key] = tune_one_euro(tuning, s)
+        log.info("One-Euro tuned on %d validation motions (%s): min_cutoff %g Hz, beta %g",
+                 len(validation), key, *known[key])
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(known, indent=1))
+    return tuple(known[key])
+
+
 def one_euro_keys_of(w: Windows, track: int, s: EvalSettings) -> np.ndarray:
     """One track's windows' keyframes through a One-Euro filter run along the track, as
     ``interval_windows`` does: each window holds the filter's state at its keyframes."""
@@ -395,10 +410,8 @@ def _run(args) -> int:
         s = EvalSettings(input_fps=fps, output_fps=args.output_fps, lookahead=args.lookahead,
                          noisy=args.noisy, views=args.views, layout=args.layout)
         if validation:
-            tuning = build_windows(validation, model.cfg.window, replace(s, views=1, output_fps=30.0))
-            s.one_euro_min_cutoff, s.one_euro_beta = tune_one_euro(tuning, s)
-            log.info("One-Euro tuned on %d validation motions: min_cutoff %g Hz, beta %g",
-                     len(validation), s.one_euro_min_cutoff, s.one_euro_beta)
+            s.one_euro_min_cutoff, s.one_euro_beta = tuned_one_euro(validation, model.cfg.window, s,
+                                                                    Path(args.json).parent / "one-euro-tuned.json")
         windows = build_keypoint_windows(motions, model.cfg.window, args.every, s) if args.keypoints else None
         by_fps[fps] = evaluate(model, motions, s, windows)
         by_fps[fps]["settings"].update(data=args.keypoints or args.data, split=args.split,
