@@ -37,6 +37,8 @@ held_out() {   # held_out NAME VIEWS RATES... -- SUBSETS...
     done
   done
 }
+# PART=sources or PART=bandai runs only that half (two processes for two cores).
+if [ "${PART:-all}" != bandai ]; then
 held_out cmu-131 4 7.5 3.75 15 30 -- cmu-131
 held_out hdm05-mm-tr 4 7.5 3.75 15 30 -- hdm05-mm hdm05-tr
 held_out ballroom 2 7.5 3.75 15 -- music2dance-ballroom   # 30 fps data: no frame between 30 fps keyframes
@@ -44,6 +46,8 @@ held_out ballroom 2 7.5 3.75 15 -- music2dance-ballroom   # 30 fps data: no fram
 # Real 2D keypoints from video.
 run "$OUT/video-speed21.json" --keypoints "$SRC/speed21-climbing-2d/speed21_keypoints2d.npz"
 run "$OUT/video-football.json" --keypoints "$SRC/football-penalties-centernet-2d/penaltiesv1"
+fi
+[ "${PART:-all}" = sources ] && exit 0
 
 # The Bandai test split.
 bandai=(--split test --subset bandai-namco-1 bandai-namco-2 --output-fps 30)
