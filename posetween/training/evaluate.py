@@ -277,9 +277,11 @@ def tuned_one_euro(validation, window: int, s: EvalSettings, cache: Path) -> tup
     key = f"{s.input_fps:g} fps, lookahead {s.lookahead}, {'noisy' if s.noisy else 'clean'}, {s.layout}"
     known = json.loads(cache.read_text()) if cache.exists() else {}
     if key not in known:
-        # Motions whose frames fall between keyframes at this rate (30 fps data has none at 30 fps in).
-        usable = [m for m in validation if m.fps / s.input_fps >= 2 and abs(m.fps / s.input_fps - round(m.fps / s.input_fps)) < 1e-6]
-        tuning = build_windows(usable, window, replace(s, views=1, output_fps=None))
+        # Scored at the middle of each interval (output at twice the input rate), on the motions
+        # that have a frame there (30 fps data has none at 30 fps in).
+        middle = lambda m: m.fps / (2 * s.input_fps)
+        usable = [m for m in validation if middle(m) >= 1 and abs(middle(m) - round(middle(m))) < 1e-6]
+        tuning = build_windows(usable, window, replace(s, views=1, output_fps=2 * s.input_fps))
         known[key] = tune_one_euro(tuning, s)
         log.info("One-Euro tuned on %d validation motions (%s): min_cutoff %g Hz, beta %g",
                  len(validation), key, *known[key])
