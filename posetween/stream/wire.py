@@ -118,15 +118,27 @@ def encode_keyframe(stream_id: str, time: float, xy, conf=None, layout: str | No
 def decode_keyframe(msg: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> KeyframeMessage:
     """Check a message's structure (raises :class:`InputError`); the pose itself is checked
     by the engine (``validate.to_model_pose``)."""
-    if len(msg) > max_bytes:
-        raise InputError("oversized", f"message of {len(msg)} bytes (limit {max_bytes})")
-    topic, body = _split(msg)
-    if not topic.startswith(POSE_PREFIX):
-        raise InputError("bad_topic", f"topic {topic[:40]!r} is not pose/<stream id>")
-    obj = _unpack(body)
+    topic, obj = _open(msg, POSE_PREFIX, "pose/<stream id>", max_bytes)
     stream = check_stream_id(obj.get("stream"))
     if topic[len(POSE_PREFIX):] != stream.encode("ascii"):
         raise InputError("bad_topic", f"topic {topic[:80]!r} does not match stream id {stream!r}")
+    t, seq, layout = _time_seq_layout(obj)
+    return KeyframeMessage(stream, t, _array(obj.get("xy"), "xy", True), _array(obj.get("conf"), "conf", False),
+                           layout, seq)
+
+
+def _open(msg: bytes, prefix: bytes, expected: str, max_bytes: int) -> tuple[bytes, dict]:
+    """A message's topic and body map, after the checks every input message gets."""
+    if len(msg) > max_bytes:
+        raise InputError("oversized", f"message of {len(msg)} bytes (limit {max_bytes})")
+    topic, body = _split(msg)
+    if not topic.startswith(prefix):
+        raise InputError("bad_topic", f"topic {topic[:40]!r} is not {expected}")
+    return topic, _unpack(body)
+
+
+def _time_seq_layout(obj: dict) -> tuple[float, int | None, str | None]:
+    """The fields a keyframe and a frame share: capture time, sequence number, layout."""
     if "t" not in obj:
         raise InputError("bad_field", "field 't' (capture time, seconds) missing")
     t = check_time(obj["t"])
@@ -134,8 +146,7 @@ def decode_keyframe(msg: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> KeyframeM
     layout = obj.get("layout")
     if layout is not None and not isinstance(layout, str):
         raise InputError("bad_field", "field 'layout' must be a string")
-    return KeyframeMessage(stream, t, _array(obj.get("xy"), "xy", True), _array(obj.get("conf"), "conf", False),
-                           layout, seq)
+    return t, seq, layout
 
 
 def _person_array(value, name: str, i: int) -> np.ndarray:
@@ -172,22 +183,11 @@ def encode_frame(camera: str, time: float, xy, conf=None, layout: str | None = N
 def decode_frame(msg: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> FrameMessage:
     """Check a multi-person frame's structure (raises :class:`InputError`); each pose is checked
     by the engine."""
-    if len(msg) > max_bytes:
-        raise InputError("oversized", f"message of {len(msg)} bytes (limit {max_bytes})")
-    topic, body = _split(msg)
-    if not topic.startswith(FRAME_PREFIX):
-        raise InputError("bad_topic", f"topic {topic[:40]!r} is not frame/<camera>")
-    obj = _unpack(body)
+    topic, obj = _open(msg, FRAME_PREFIX, "frame/<camera>", max_bytes)
     camera = check_stream_id(obj.get("camera"))
     if "/" in camera or topic[len(FRAME_PREFIX):] != camera.encode("ascii"):
         raise InputError("bad_topic", f"topic {topic[:80]!r} does not match camera id {camera!r} (no '/' in it)")
-    if "t" not in obj:
-        raise InputError("bad_field", "field 't' (capture time, seconds) missing")
-    t = check_time(obj["t"])
-    seq = check_seq(obj.get("seq"))
-    layout = obj.get("layout")
-    if layout is not None and not isinstance(layout, str):
-        raise InputError("bad_field", "field 'layout' must be a string")
+    t, seq, layout = _time_seq_layout(obj)
     people = obj.get("people")
     if not isinstance(people, list) or not all(isinstance(p, dict) for p in people):
         raise InputError("bad_field", "field 'people' must be an array of maps")
