@@ -88,10 +88,10 @@ def one_euro_keys(key_xy, key_conf, key_time, torso, s: EvalSettings) -> np.ndar
     return out
 
 
-def as_detector(world: torch.Tensor, gt: np.ndarray, layout: str) -> np.ndarray:
-    """Ground truth (T, J, 2) as a detector of ``layout`` reports it: for coco17, lateral hip
-    points (the hips of ``world`` (1, T, J, 3) moved apart before projection is the caller's
-    job), neck and mid-hip the means of the shoulders and hips, no hand centres or big toes."""
+def as_detector(gt: np.ndarray, layout: str) -> np.ndarray:
+    """Ground truth (T, J, 2) as a detector of ``layout`` reports it: for coco17, neck and
+    mid-hip the means of the shoulders and hips, no hand centres or big toes (the lateral hip
+    points, ``widen_hips`` before projection, are the caller's job)."""
     if layout == "posetween19":
         return gt
     if layout != "coco17":
@@ -158,7 +158,7 @@ def build_windows(motions, window: int, s: EvalSettings) -> Windows:
         for v in range(s.views):
             gt = camera_for(f"{m.subset}/{m.name}", v, s.seed).project(world)[0].double().numpy()
             torso_seq = np.nanmean(np.linalg.norm(gt[:, 1] - gt[:, 8], axis=-1))
-            gt = as_detector(world, gt, s.layout)
+            gt = as_detector(gt, s.layout)
             key_xy = gt[key_frames].copy()
             key_conf = np.ones(key_xy.shape[:2])
             if s.noisy:
