@@ -41,7 +41,6 @@ class Prediction:
 @dataclass
 class Guard:
     score: float = 0.0      # running mean of log(model error / curve error)
-    checks: int = 0
     pending: Prediction | None = None
 
     @property
@@ -72,5 +71,4 @@ class Guard:
         floor = 1e-3 * (np.ptp(xy[ok], axis=0).max() + 1e-9)     # both on the keyframe: a tie
         ratio = float(np.clip(np.log((e_model + floor) / (e_curve + floor)), -2.0, 2.0))
         self.score += SMOOTHING * (ratio - self.score)
-        self.checks += 1
         return ratio
