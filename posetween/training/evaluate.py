@@ -394,7 +394,7 @@ def register(sub) -> None:
 def _run(args) -> int:
     split_cfg = load_config(args.split_config).data.split if args.split_config else SplitConfig()
     if not args.data and not args.keypoints:
-        raise SystemExit("eval: give --data (motion capture) or --keypoints (real 2D keypoints)")
+        raise SystemExit("give --data (motion capture) or --keypoints (real 2D keypoints)")
     if args.keypoints:
         motions = load_keypoints(args.keypoints)
     else:
