@@ -1,5 +1,5 @@
 """`posetween replay` sources (HDF5 through the evaluation's camera, npz, OpenPose JSON) and its
-real-time schedule."""
+real-time schedule (several people to a real service: tests/test_offline_people.py)."""
 
 from __future__ import annotations
 
@@ -20,9 +20,13 @@ from posetween.training.evaluate import camera_for
 class Recorder:
     def __init__(self):
         self.sent = []
+        self.frames = []
 
     def send(self, stream_id, timestamp, joints, conf=None, layout="posetween19", seq=None, check=True):
         self.sent.append((time.time(), stream_id, timestamp, np.array(joints), np.array(conf), layout, seq))
+
+    def send_frame(self, camera, timestamp, joints, conf=None, layout=None, ids=None, seq=None):
+        self.frames.append((time.time(), camera, timestamp, np.array(joints), np.array(conf), layout, ids))
 
 
 def test_h5_motion_projected_through_the_evaluation_camera(tmp_path):
@@ -50,15 +54,16 @@ def test_npz_and_interpolation(tmp_path):
     xy = np.zeros((3, 17, 2))
     xy[:, :, 0] = [[0.0], [10.0], [20.0]]
     conf = np.ones((3, 17))
-    conf[1, 4] = 0
+    conf[1, 10] = 0                                              # COCO's right wrist
     np.savez(tmp_path / "a.npz", xy=xy, conf=conf, t=np.array([5.0, 5.1, 5.2]))
     with pytest.raises(ValueError, match="coco17 or h36m17"):    # 17 joints: name the layout
         load_sequence(tmp_path / "a.npz")
     np.savez(tmp_path / "a.npz", xy=xy, conf=conf, t=np.array([5.0, 5.1, 5.2]), layout="coco17")
-    seq = load_sequence(tmp_path / "a.npz")
-    assert seq.layout == "coco17" and seq.times.tolist() == pytest.approx([0, 0.1, 0.2])
+    seq = load_sequence(tmp_path / "a.npz")                      # read in the model's 19 joints
+    assert not seq.people and seq.layout == "posetween19" and seq.times.tolist() == pytest.approx([0, 0.1, 0.2])
     p, c = seq.at(0.05)
-    assert p[0, 0] == pytest.approx(5.0) and c[4] == 0 and np.isnan(p[4]).all()
+    wrist = JOINT_NAMES.index("right_wrist")
+    assert p[0, 0] == pytest.approx(5.0) and c[wrist] == 0 and np.isnan(p[wrist]).all()
     np.savez(tmp_path / "b.npz", xy=xy)
     with pytest.raises(ValueError, match="fps"):
         load_sequence(tmp_path / "b.npz")
@@ -66,13 +71,22 @@ def test_npz_and_interpolation(tmp_path):
 
 def test_openpose_folder(tmp_path):
     for i in range(3):
+        person = [v for j in range(25) for v in (10.0 * i + j, 5.0 + 3 * j, 0.9)]   # joints apart, nose at 10 i
         people = [{"pose_keypoints_2d": [0.0] * 75},                      # an empty detection
-                  {"pose_keypoints_2d": [10.0 * i, 5.0, 0.9] * 25}]        # the person
+                  {"pose_keypoints_2d": person}]
         (tmp_path / f"clip_{i:012d}_keypoints.json").write_text(json.dumps({"version": 1.3, "people": people}))
     (tmp_path / "clip_000000000003_keypoints.json").write_text(json.dumps({"version": 1.3, "people": []}))
     seq = load_sequence(tmp_path, source_fps=25)
-    assert seq.layout == "body25" and seq.xy.shape == (4, 25, 2) and seq.times[1] == pytest.approx(0.04)
-    assert seq.xy[2, 0, 0] == 20.0 and (seq.conf[3] == 0).all()
+    assert seq.people and seq.ids is None                              # OpenPose did not track: the service will
+    assert seq.xy.shape == (4, 1, 19, 2) and seq.times[1] == pytest.approx(0.04)
+    assert seq.xy[2, 0, 0, 0] == 20.0 and (seq.conf[3] == 0).all()
+    rec = Recorder()
+    replay(seq, rec, fps=25, stream_id="cam", start=time.time())
+    assert [len(s[3]) for s in rec.frames] == [1, 1, 1, 0]             # every frame, the empty one too
+    assert all(s[1] == "cam" and s[6] is None for s in rec.frames) and not rec.sent
+    looped = Recorder()
+    replay(seq, looped, fps=25, stream_id="cam", start=time.time(), loop=True, max_keyframes=6)
+    assert [len(s[3]) for s in looped.frames] == [1, 1, 1, 0, 1, 1]   # --loop: from the start again
 
 
 def test_replay_schedule_and_stamps():

@@ -1,5 +1,5 @@
 """`posetween upsample` and `posetween visualize`: OpenPose JSON round trip, missing joints,
-npz input, rendering."""
+npz input, rendering (every person kept: tests/test_offline_people.py)."""
 
 from __future__ import annotations
 
@@ -52,13 +52,18 @@ def write_input(folder, frames, empty=(8,)):
         (folder / f"clip_{i:012d}_keypoints.json").write_text(json.dumps({"version": 1.3, "people": people}))
 
 
-def read_out(folder):
+LARGE = 1     # the tracker's id of the large person: the second detection of the first frame
+
+
+def read_out(folder, person=LARGE):
+    """Every output frame's BODY_25 keypoints of one person (zeros where absent)."""
     files = sorted(folder.glob("*_keypoints.json"))
     out = []
     for f in files:
-        people = json.loads(f.read_text())["people"]
-        assert len(people) <= 1
-        out.append(np.asarray(people[0]["pose_keypoints_2d"]).reshape(25, 3) if people else np.zeros((25, 3)))
+        people = {p["person_id"][0]: p for p in json.loads(f.read_text())["people"]}
+        assert set(people) <= {0, 1}
+        out.append(np.asarray(people[person]["pose_keypoints_2d"]).reshape(25, 3) if person in people
+                   else np.zeros((25, 3)))
     return files, np.stack(out)
 
 
@@ -72,7 +77,7 @@ def test_openpose_round_trip_keeps_missing_joints_missing(tmp_path, identity_mod
         files, out = read_out(tmp_path / "out" / method)
         assert len(files) == (N - 1) * RATE + 1
         assert files[0].name == "clip_000000000000_keypoints.json"
-        # Keyframes come back where they were (the largest person), BODY_25 order.
+        # Keyframes come back where they were (the large person; the small one is the other id), BODY_25 order.
         for i in range(N):
             if i == 8:
                 continue
@@ -91,6 +96,9 @@ def test_openpose_round_trip_keeps_missing_joints_missing(tmp_path, identity_mod
         # No person at keyframe 8: that frame has no person, the frames next to it fade out.
         assert (out[8 * RATE] == 0).all()
         assert (out[7 * RATE + 1:8 * RATE, :15, 2] < frames[7, :15, 2]).all()
+        # The small person is written too, scaled as it was given.
+        _, small = read_out(tmp_path / "out" / method, person=0)
+        np.testing.assert_allclose(small[0, :15, :2], frames[0, :15, :2] * 0.3 + 5, atol=0.02)
     # The identity model interpolates linearly: the same answer as the linear baseline where
     # both keyframes around an interval saw the joint (elsewhere it guesses the joint).
     _, model = read_out(tmp_path / "out" / "model")
@@ -100,8 +108,10 @@ def test_openpose_round_trip_keeps_missing_joints_missing(tmp_path, identity_mod
     both = np.repeat(seen[:-1] & seen[1:], RATE, 0)                  # (frames - 1, 25) per interval
     both = np.concatenate([both, seen[-1:]], 0)
     np.testing.assert_allclose(model[both], linear[both], atol=0.05)
-    # Read back through the reader: our layout, missing = conf 0 and NaN.
-    xy, conf, _ = kio.read_openpose_folder(tmp_path / "out" / "model")
+    # Read back through the reader: our layout, missing = conf 0 and NaN; the ids written are read as OpenPose's.
+    tracks = kio.read_openpose_people(tmp_path / "out" / "model", FPS * RATE)
+    assert tracks.tracked and tracks.ids.tolist() == [0, 1]
+    xy, conf = tracks.xy[:, LARGE], tracks.conf[:, LARGE]
     wrist = JOINT_INDEX["right_wrist"]
     assert (conf[3 * RATE:4 * RATE + 1, wrist] == 0).all() and np.isnan(xy[3 * RATE:4 * RATE + 1, wrist]).all()
     assert (conf[:, JOINT_INDEX["left_hand"]] == 0).all()      # BODY_25 has no hand centre
@@ -136,8 +146,8 @@ def test_npz_and_jsonl_input_and_visualize(tmp_path, identity_model):
     lines = [json.dumps({"t": i / 5.0, "layout": "coco17", "keypoints": np.c_[coco[i], np.ones(17)].tolist()})
              for i in range(6)]
     (tmp_path / "coco.jsonl").write_text("\n".join(lines))
-    xy, conf, t = kio.read_sequence(tmp_path / "coco.jsonl")
-    assert xy.shape == (6, NUM_JOINTS, 2) and np.allclose(t, np.arange(6) / 5.0)
+    tracks = kio.read_people(tmp_path / "coco.jsonl")
+    assert tracks.xy.shape == (6, 1, NUM_JOINTS, 2) and np.allclose(tracks.t, np.arange(6) / 5.0)
 
     gif = tmp_path / "cmp.gif"
     assert cli.main(["visualize", f"keys={tmp_path / 'coco.npz'}", str(tmp_path / "out" / "model.npz"),

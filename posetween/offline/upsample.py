@@ -6,14 +6,16 @@
 OUT must be empty or new (the frames of an earlier run would mix with the new ones); with
 ``--overwrite`` this command's earlier outputs there are replaced.
 
-``--pose-dir`` reads a folder of OpenPose JSON (BODY_25, one file per frame; the largest person
-when there are several; no person means every joint missing) and writes OpenPose JSON at
-``upsample-rate`` times the frame rate into ``OUT/model/`` (the motion model) and
-``OUT/linear/`` (linear interpolation), as the original did. Joints our layout lacks (eyes, ears,
-small toes, heels) are written ``0, 0, 0``, as OpenPose writes a missing joint. ``--input`` takes
-npz or JSON lines in any supported layout (see :mod:`posetween.offline.keypoint_io`) and writes
-``OUT/model.npz`` and ``OUT/linear.npz`` (``xy``, ``conf``, ``t``, ``fps``, ``layout``,
-``is_key``).
+Every person is kept and upsampled on their own, on one output time grid (see
+:mod:`posetween.offline.keypoint_io` for how people are told apart). ``--pose-dir`` reads a
+folder of OpenPose JSON (BODY_25 or COCO-18, one file per frame) and writes OpenPose JSON at
+``upsample-rate`` times the frame rate into ``OUT/model/`` (the motion model) and ``OUT/linear/``
+(linear interpolation), as the original did: each frame holds every person present then,
+``person_id`` their identity. Joints our layout lacks (eyes, ears, small toes, heels) are
+written ``0, 0, 0``, as OpenPose writes a missing joint. ``--input`` takes npz or JSON lines in
+any supported layout and writes ``OUT/model.npz`` and ``OUT/linear.npz`` (``xy``, ``conf``,
+``t``, ``fps``, ``layout``, ``is_key``): ``xy (M, 19, 2)`` for one person, ``xy (M, P, 19, 2)``
+and ``ids (P,)`` for an npz of several.
 
 Offline the model sees the future: each interval between keyframes ``i`` and ``i + 1`` is filled
 from the window of ``K`` keyframes that ends ``lookahead`` (>= 1) keyframes after ``i``. Every
@@ -23,7 +25,8 @@ other: an exported graph with another fixed query count is refused, never fed in
 Missing joints stay missing. An output frame's confidence for a joint is the linear
 interpolation of the two keyframes' confidences (0 where missing): a joint missing in both
 keyframes around an interval is missing (conf 0, NaN; ``0, 0, 0`` in OpenPose JSON) all through
-it, and a joint missing at a keyframe is missing at that keyframe's own time.
+it, and a joint missing at a keyframe is missing at that keyframe's own time. A person absent
+from a frame is missing there in the same way (their frames next to it fade out).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from posetween.core.skeleton import NUM_JOINTS
+from posetween.offline import keypoint_io as kio
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +79,28 @@ def _interval_conf(conf: np.ndarray, interval: np.ndarray, a: np.ndarray) -> np.
     return np.where((a == 1)[:, None], conf[np.minimum(interval + 1, len(conf) - 1)], c)
 
 
-def linear_upsample(xy: np.ndarray, conf: np.ndarray, t: np.ndarray, out_t: np.ndarray) -> np.ndarray:
-    """Per joint, linear interpolation through the keyframes where it was seen."""
-    out = np.full((len(out_t), NUM_JOINTS, 2), np.nan)
+def linear_upsample(xy: np.ndarray, conf: np.ndarray, t: np.ndarray, out_t: np.ndarray,
+                    block: int = 64) -> np.ndarray:
+    """Per joint, linear interpolation through the keyframes where it was seen, held before the
+    first and after the last: the streaming engine's fallback curve (``max_alpha`` 1), one
+    implementation for both. That function compares every query with every keyframe, so each
+    block of output times gets only the keyframes its joints' brackets can come from (every
+    keyframe of the block's span, and per joint the last seen before it and the first after)."""
+    from posetween.stream.engine import fallback_poses
+    n = len(t)
     seen = (conf > 0) & np.isfinite(xy).all(-1)
-    for j in range(NUM_JOINTS):
-        rows = seen[:, j]
-        if rows.any():
-            for c in range(2):
-                out[:, j, c] = np.interp(out_t, t[rows], xy[rows, j, c])
-    return out
+    k = np.arange(n)[:, None]
+    last = np.maximum.accumulate(np.where(seen, k, -1), 0)               # (T, 19): last seen at or before
+    first = np.minimum.accumulate(np.where(seen, k, n)[::-1], 0)[::-1]   # first seen at or after
+    out = []
+    for s in range(0, len(out_t), block):
+        q = out_t[s:s + block]
+        a = max(int(np.searchsorted(t, q[0], "right")) - 1, 0)
+        b = min(int(np.searchsorted(t, q[-1], "left")), n - 1)
+        lo = min(last[a][last[a] >= 0].min(initial=a), a)
+        hi = max(first[b][first[b] < n].max(initial=b), b)
+        out.append(fallback_poses(xy[lo:hi + 1], conf[lo:hi + 1], t[lo:hi + 1], q, 1.0))
+    return np.concatenate(out)
 
 
 def model_upsample(backend, xy: np.ndarray, conf: np.ndarray, t: np.ndarray, rate: int,
@@ -185,47 +201,72 @@ def backend_options(name: str) -> dict:
     return {} if name in ("torch", "torchscript") else {"queries": None}
 
 
+def upsample_people(tracks: kio.Tracks, rate: int, backend=None, lookahead: int = 1) -> list[Upsampled]:
+    """Each person of ``tracks`` on their own, on one output time grid
+    (every track spans all frames): a person never lends another their keyframes."""
+    if tracks.people == 0:
+        raise ValueError("no person in any frame: nothing to upsample")
+    return [upsample(tracks.xy[:, p], tracks.conf[:, p], tracks.t, rate, backend, lookahead)
+            for p in range(tracks.people)]
+
+
+def _stack(ups: list[Upsampled], field: str) -> np.ndarray:
+    """One field of every person's output, people on axis 1: ``(M, P, ...)``."""
+    return np.stack([getattr(u, field) for u in ups], 1)
+
+
+def _read(src: Path, pose_dir: bool, fps: float | None, rate: int) -> kio.Tracks:
+    """The recording's tracks; without times or --fps the keyframes are taken at 30 / rate fps
+    (so the output is at 30 fps)."""
+    read = kio.read_openpose_people if pose_dir else kio.read_people
+    try:
+        return read(src, fps)
+    except kio.MissingTimes:
+        fps = 30.0 / rate
+        log.info("no times and no --fps: taking the keyframes at %.3g fps (output at 30 fps)", fps)
+        return read(src, fps)
+
+
+def _write(out: Path, tracks: kio.Tracks, ups: list[Upsampled], pose_dir: bool, src: Path) -> str:
+    """Both methods' outputs; returns where they went."""
+    model_out, linear_out = output_paths(out, pose_dir)
+    conf = _stack(ups, "conf")
+    if pose_dir:
+        prefix = _prefix(kio.openpose_files(src))
+        kio.write_openpose_folder(model_out, _stack(ups, "model"), conf, tracks.ids, prefix)
+        kio.write_openpose_folder(linear_out, _stack(ups, "linear"), conf, tracks.ids, prefix)
+        return f"{model_out}/ and {linear_out}/"
+    model, linear = _stack(ups, "model"), _stack(ups, "linear")
+    extra = {"is_key": ups[0].is_key}
+    if tracks.ids is None:          # a one-person format is written back as one: (M, 19, 2)
+        model, linear, conf = model[:, 0], linear[:, 0], conf[:, 0]
+    else:
+        extra["ids"] = tracks.ids
+    kio.write_npz(model_out, model, conf, ups[0].t, **extra)
+    kio.write_npz(linear_out, linear, conf, ups[0].t, **extra)
+    return f"{model_out} and {linear_out}"
+
+
 def run(args) -> int:
     from posetween.export.backends import create_backend
-    from posetween.offline import keypoint_io as kio
 
     if bool(args.pose_dir) == bool(args.input):
         raise SystemExit("posetween upsample: give exactly one of --pose-dir DIR or --input FILE")
     src = Path(args.pose_dir or args.input)
     out = Path(args.save_dir)
-    prepare_save_dir(out, output_paths(out, bool(args.pose_dir)), args.overwrite)
-    fps = args.fps
-    if args.pose_dir:
-        xy, conf, files = kio.read_openpose_folder(src)
-        if fps is None:
-            fps = 30.0 / args.upsample_rate
-            log.info("no --fps: taking the keyframes at %.3g fps (output at 30 fps)", fps)
-        t = np.arange(len(xy)) / fps
-    else:
-        try:
-            xy, conf, t = kio.read_sequence(src, fps)
-        except ValueError as e:
-            if "--fps" not in str(e):
-                raise
-            fps = 30.0 / args.upsample_rate
-            log.info("no times and no --fps: taking the keyframes at %.3g fps (output at 30 fps)", fps)
-            xy, conf, t = kio.read_sequence(src, fps)
+    pose_dir = bool(args.pose_dir)
+    prepare_save_dir(out, output_paths(out, pose_dir), args.overwrite)
+    tracks = _read(src, pose_dir, args.fps, args.upsample_rate)
     backend = create_backend(args.backend, model_path=args.model, **backend_options(args.backend))
-    up = upsample(xy, conf, t, args.upsample_rate, backend, lookahead=args.lookahead)
-    model_out, linear_out = output_paths(out, bool(args.pose_dir))
-    if args.pose_dir:
-        prefix = _prefix(files)
-        kio.write_openpose_folder(model_out, up.model, up.conf, prefix)
-        kio.write_openpose_folder(linear_out, up.linear, up.conf, prefix)
-        where = f"{model_out}/ and {linear_out}/"
-    else:
-        kio.write_npz(model_out, up.model, up.conf, up.t, is_key=up.is_key)
-        kio.write_npz(linear_out, up.linear, up.conf, up.t, is_key=up.is_key)
-        where = f"{model_out} and {linear_out}"
-    missing = float((up.conf == 0).mean())
-    print(f"upsampled {len(t)} keyframes x{args.upsample_rate} -> {len(up.t)} frames "
-          f"(lookahead {args.lookahead}, model {up.model_seconds:.2f} s, {missing:.1%} joints missing); "
-          f"wrote {where}")
+    ups = upsample_people(tracks, args.upsample_rate, backend, lookahead=args.lookahead)
+    where = _write(out, tracks, ups, pose_dir, src)
+    conf = _stack(ups, "conf")
+    shown = conf.any(-1)                                   # (M, P): frames each person is in
+    missing = float((conf[shown] == 0).mean()) if shown.any() else 1.0
+    people = "" if tracks.people == 1 else f" of {tracks.people} people"
+    print(f"upsampled {len(tracks.t)} keyframes{people} x{args.upsample_rate} -> {len(ups[0].t)} frames "
+          f"(lookahead {args.lookahead}, model {sum(u.model_seconds for u in ups):.2f} s, "
+          f"{missing:.1%} joints missing); wrote {where}")
     return 0
 
 
@@ -237,8 +278,9 @@ def register(sub) -> None:
     p = sub.add_parser("upsample", help="upsample a recorded pose sequence offline (OpenPose JSON, npz, JSON lines)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--pose-dir", help="folder of OpenPose JSON (BODY_25), one file per frame")
-    src.add_argument("--input", help="npz or JSON lines keypoints in any supported layout")
+    src.add_argument("--pose-dir", help="folder of OpenPose JSON (BODY_25 or COCO-18), one file per frame; "
+                                         "every person kept")
+    src.add_argument("--input", help="npz (one person, or several: xy (T, P, J, 2)) or JSON lines, any layout")
     p.add_argument("--save-dir", required=True, help="output folder (empty or new, unless --overwrite)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace this command's earlier outputs in a non-empty --save-dir")

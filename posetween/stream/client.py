@@ -5,6 +5,7 @@ Send keyframes from a detector::
     from posetween.stream.client import PosePublisher
     with PosePublisher("tcp://127.0.0.1:5555") as pub:
         pub.send("cam0", capture_time, joints, conf, layout="coco17")   # joints (17, 2) pixels
+        pub.send_frame("cam1", capture_time, people_xy, people_conf, layout="coco17")   # (N, 17, 2): cam1/0, cam1/1 ...
 
 Receive poses in a game or robot loop::
 
@@ -89,10 +90,26 @@ class PosePublisher(_Client):
         first (``InputError``). Returns the sequence number sent."""
         if check:
             to_model_pose(joints, conf, layout)
-        if seq is None:
-            seq = self._seq.get(stream_id, -1) + 1
-        self._seq[stream_id] = seq
+        seq = self._next_seq(stream_id, seq)
         self.send_raw(wire.encode_keyframe(stream_id, timestamp, joints, conf, layout, seq))
+        return seq
+
+    def send_frame(self, camera: str, timestamp: float, joints, conf=None, layout: str | None = None,
+                   ids=None, seq: int | None = None) -> int:
+        """Send one camera frame of several people: ``joints (N, J, 2)``, ``conf (N, J)`` or
+        None, in any order. The service gives each person their own stream
+        ``<camera>/<person>``: ``ids`` (N ints or strings) when the detector tracks people
+        itself, else (None) from its tracker. ``seq`` defaults to a counter per camera.
+        Returns the sequence number sent."""
+        seq = self._next_seq(wire.FRAME_PREFIX.decode() + camera, seq)
+        self.send_raw(wire.encode_frame(camera, timestamp, joints, conf, layout, ids, seq))
+        return seq
+
+    def _next_seq(self, key: str, seq: int | None) -> int:
+        """``seq``, or one more than the last one sent on ``key`` (a stream, or a camera's frames)."""
+        if seq is None:
+            seq = self._seq.get(key, -1) + 1
+        self._seq[key] = seq
         return seq
 
     def send_raw(self, data: bytes) -> bool:

@@ -5,19 +5,28 @@ Sources:
 * HDF5 from ``posetween data build`` (3D motion capture): one motion (``--motion``, default the
   first of the test split) projected through the fixed virtual camera ``--view`` of the
   offline evaluation (``posetween.training.evaluate.camera_for``), in pixels, 19 joints;
-* ``.npz`` with ``xy (T, J, 2)``, optional ``conf (T, J)``, ``t (T,)`` seconds or ``fps``, and
-  optional ``layout`` (else guessed from J);
-* a folder of OpenPose JSON files (one per frame, BODY_25, sorted by name), at ``--source-fps``.
+* ``.npz`` of one person, ``xy (T, J, 2)``, optional ``conf (T, J)``, ``t (T,)`` seconds or
+  ``fps``, and optional ``layout`` (else guessed from J); or of several people, ``xy (T, P, J,
+  2)``, ``conf (T, P, J)``, optional ``ids (P,)``;
+* a folder of OpenPose JSON files (one per frame, BODY_25 or COCO-18, sorted by name), at
+  ``--source-fps``, every person of every frame.
+
+npz and OpenPose are read by the offline tools' reader (:mod:`posetween.offline.keypoint_io`),
+in the model's 19 joints. One person goes out as keyframes of the stream ``--stream``. A
+recording of several people (an OpenPose folder, even one showing a single person, or an npz of
+several) goes out as frame messages of the camera ``--stream``, every person shown at that
+time in each, as a multi-person detector sends them: the service gives each person their own
+stream ``<stream>/<person>``, with the recording's ids when it has its own (OpenPose's
+``person_id`` when it tracked, an npz's ``ids``), else with its tracker's.
 
 Keyframes are taken at ``--fps`` (linear interpolation between the recording's frames when
-the rates do not divide) and stamped with the wall-clock time they are sent at, so the capture
-timestamps are exactly ``start + k / fps``.
+the rates do not divide; several people: each person between their own frames) and stamped
+with the wall-clock time they are sent at, so the capture timestamps are exactly ``start + k / fps``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import threading
 import time
@@ -26,26 +35,31 @@ from pathlib import Path
 
 import numpy as np
 
-from posetween.core.skeleton import layout_for_joint_count
 
 log = logging.getLogger("posetween.replay")
 
 
 @dataclass
 class Sequence:
-    xy: np.ndarray        # (T, J, 2)
-    conf: np.ndarray      # (T, J)
+    xy: np.ndarray        # (T, J, 2) one person, or (T, P, J, 2) several
+    conf: np.ndarray      # (T, J) or (T, P, J)
     times: np.ndarray     # (T,) seconds from the first frame
     layout: str
     name: str
+    ids: list[int] | None = None   # several people: the recording's own ids, sent along (None: the service's)
+
+    @property
+    def people(self) -> bool:
+        """Several people (sent as frame messages), not one (keyframes)."""
+        return self.xy.ndim == 4
 
     @property
     def duration(self) -> float:
         return float(self.times[-1] - self.times[0])
 
     def at(self, t: float) -> tuple[np.ndarray, np.ndarray]:
-        """The pose at time ``t`` (seconds from the start): linear between frames; a joint is
-        missing (conf 0, NaN) when it is missing in either neighbouring frame."""
+        """The pose (or every person's) at time ``t`` (seconds from the start): linear between
+        frames; a joint is missing (conf 0, NaN) when it is missing in either neighbouring frame."""
         i = int(np.searchsorted(self.times, t, side="right")) - 1
         i = min(max(i, 0), len(self.times) - 1)
         j = min(i + 1, len(self.times) - 1)
@@ -95,68 +109,36 @@ def _from_h5(path: Path, motion: str | None, view: int) -> Sequence:
     return Sequence(xy, conf, np.arange(len(xy)) / m.fps, "posetween19", f"{m.subset}/{m.name} view {view}")
 
 
-def _from_npz(path: Path) -> Sequence:
-    with np.load(path, allow_pickle=False) as z:
-        if "xy" not in z:
-            raise ValueError(f"{path}: no 'xy' array (T, J, 2)")
-        xy = np.asarray(z["xy"], np.float64)
-        if xy.ndim != 3 or xy.shape[2] != 2:
-            raise ValueError(f"{path}: 'xy' must be (T, J, 2), got {xy.shape}")
-        conf = np.asarray(z["conf"], np.float64) if "conf" in z else np.isfinite(xy).all(-1).astype(np.float64)
-        if "t" in z:
-            times = np.asarray(z["t"], np.float64)
-        elif "fps" in z:
-            times = np.arange(len(xy)) / float(z["fps"])
-        else:
-            raise ValueError(f"{path}: needs 't' (T,) seconds or 'fps'")
-        layout = str(z["layout"]) if "layout" in z else layout_for_joint_count(xy.shape[1]).name
-    if conf.shape != xy.shape[:2] or times.shape != (len(xy),):
-        raise ValueError(f"{path}: shapes of xy {xy.shape}, conf {conf.shape}, t {times.shape} do not match")
-    if len(times) > 1 and not (np.diff(times) > 0).all():
-        raise ValueError(f"{path}: 't' must increase")
-    return Sequence(xy, conf, times - times[0], layout, path.stem)
-
-
-def _from_openpose(folder: Path, fps: float) -> Sequence:
-    files = sorted(folder.glob("*.json"))
-    if not files:
-        raise ValueError(f"{folder}: no OpenPose .json files")
-    xy = np.full((len(files), 25, 2), np.nan)
-    conf = np.zeros((len(files), 25))
-    for i, f in enumerate(files):
-        people = json.loads(f.read_text()).get("people", [])
-        best = None
-        for p in people:   # the most confident person of the frame
-            k = np.asarray(p.get("pose_keypoints_2d", []), np.float64)
-            if k.size != 75:
-                continue
-            k = k.reshape(25, 3)
-            if best is None or k[:, 2].sum() > best[:, 2].sum():
-                best = k
-        if best is not None:
-            xy[i], conf[i] = best[:, :2], best[:, 2]
-    xy[conf <= 0] = np.nan
-    return Sequence(xy, np.maximum(conf, 0), np.arange(len(files)) / fps, "body25", folder.name)
+def _from_keypoints(path: Path, source_fps: float) -> Sequence:
+    """An npz or an OpenPose folder through the offline tools' reader; a format of several
+    people stays several, whoever it shows."""
+    from posetween.offline import keypoint_io as kio
+    tracks = kio.read_people(path, source_fps if path.is_dir() else None)
+    name = path.name if path.is_dir() else path.stem
+    times = tracks.t - tracks.t[0]
+    if tracks.ids is None:
+        return Sequence(tracks.xy[:, 0], tracks.conf[:, 0], times, "posetween19", name)
+    ids = [int(i) for i in tracks.ids] if tracks.tracked else None
+    return Sequence(tracks.xy, tracks.conf, times, "posetween19", name, ids)
 
 
 def load_sequence(path, motion: str | None = None, view: int = 0, source_fps: float = 30.0) -> Sequence:
     path = Path(path)
-    if path.is_dir():
-        return _from_openpose(path, source_fps)
     suffix = path.suffix.lower()
     if suffix in (".h5", ".hdf5"):
         return _from_h5(path, motion, view)
-    if suffix == ".npz":
-        return _from_npz(path)
+    if path.is_dir() or suffix == ".npz":
+        return _from_keypoints(path, source_fps)
     raise ValueError(f"{path}: expected an HDF5 from `posetween data build`, an .npz, or a folder of OpenPose JSON")
 
 
 def replay(seq: Sequence, publisher, fps: float, stream_id: str = "replay", *, loop: bool = False,
            start: float | None = None, stop: threading.Event | None = None,
            max_keyframes: int | None = None) -> list[tuple[float, float]]:
-    """Publish ``seq`` at ``fps`` in real time through ``publisher`` (a ``PosePublisher``).
+    """Publish ``seq`` at ``fps`` in real time through ``publisher`` (a ``PosePublisher``):
+    keyframes of ``stream_id``, or for several people frame messages of the camera ``stream_id``.
     Keyframe k goes out at wall-clock ``start + k / fps`` (``start``: now) stamped with that
-    time. Returns ``(capture_time, sequence_time)`` of every keyframe sent."""
+    time. Returns ``(capture_time, sequence_time)`` of every keyframe (or frame) sent."""
     if not fps > 0:
         raise ValueError("fps must be > 0")
     start = time.time() if start is None else start
@@ -173,11 +155,21 @@ def replay(seq: Sequence, publisher, fps: float, stream_id: str = "replay", *, l
         if wait > 0:
             time.sleep(wait)
         seq_time = i / fps
-        xy, conf = seq.at(seq_time)
-        publisher.send(stream_id, capture, xy, conf, layout=seq.layout, seq=k, check=False)
+        _publish(publisher, seq, stream_id, capture, seq_time, k)
         sent.append((capture, seq_time))
         k += 1
     return sent
+
+
+def _publish(publisher, seq: Sequence, stream_id: str, capture: float, seq_time: float, k: int) -> None:
+    """One keyframe of one person, or one frame message of every person shown at ``seq_time``."""
+    xy, conf = seq.at(seq_time)
+    if not seq.people:
+        publisher.send(stream_id, capture, xy, conf, layout=seq.layout, seq=k, check=False)
+        return
+    shown = np.flatnonzero((conf > 0).any(-1))
+    ids = None if seq.ids is None else [seq.ids[p] for p in shown]
+    publisher.send_frame(stream_id, capture, xy[shown], conf[shown], layout=seq.layout, ids=ids, seq=k)
 
 
 # A walk from CMU's motion capture (subject 131), projected to 2D: what the quick start replays on
@@ -193,7 +185,8 @@ def register(sub) -> None:
                         "shipped recording, a walk from CMU motion capture, 8.3 s)")
     p.add_argument("--fps", type=float, required=True, help="keyframes per second to publish")
     p.add_argument("--to", default="tcp://127.0.0.1:5555", help="the service's input address")
-    p.add_argument("--stream", default="replay", help="stream id")
+    p.add_argument("--stream", default="replay",
+                   help="stream id; several people: the camera id, each person the stream <stream>/<person>")
     p.add_argument("--motion", help="HDF5: motion name or subset/name (default: the first test motion)")
     p.add_argument("--view", type=int, default=0, help="HDF5: which fixed virtual camera")
     p.add_argument("--source-fps", type=float, default=30.0, help="OpenPose folder: frames per second")
@@ -204,8 +197,10 @@ def register(sub) -> None:
 def _run(args) -> int:
     from .client import PosePublisher
     seq = load_sequence(args.file, args.motion, args.view, args.source_fps)
-    log.info("replaying %s (%.1f s, %d frames, %s) at %g fps to %s as stream %r", seq.name, seq.duration,
-             len(seq.times), seq.layout, args.fps, args.to, args.stream)
+    as_what = f"camera {args.stream!r} (a stream {args.stream}/<person> each)" if seq.people \
+        else f"stream {args.stream!r}"
+    log.info("replaying %s (%.1f s, %d frames, %s) at %g fps to %s as %s", seq.name, seq.duration,
+             len(seq.times), seq.layout, args.fps, args.to, as_what)
     with PosePublisher(args.to) as pub:
         if not pub.ready:
             log.warning("no service subscribed at %s yet; publishing anyway (ZeroMQ drops until one does)", args.to)
