@@ -60,8 +60,9 @@ def register(sub) -> None:
     p.add_argument("--log-interval", type=float, default=10.0, help="seconds between logged counter lines")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest for small batches)")
     p.add_argument("--wide-threads", type=int, default=min(2, os.cpu_count() or 1),
-                   help="onnxruntime threads for batches of --wide-batch windows or more (many streams at "
-                        "once); 1: one thread for every batch")
+                   help="cores for batches of --wide-batch windows or more (many streams at once): the batch "
+                        "is split over this many one-thread onnxruntime sessions that run at the same time; "
+                        "1: one thread for every batch")
     p.add_argument("--wide-batch", type=int, default=d.wide_batch, help="see --wide-threads")
     p.add_argument("--no-defer", dest="defer_batches", action="store_false",
                    help="run the model on each window at once even when it is busy (by default, under load, "
@@ -70,6 +71,18 @@ def register(sub) -> None:
                    help="no model: every window is linear interpolation (the service's own cost, for capacity tests)")
     p.set_defaults(func=_serve)
     replay.register(sub)
+
+
+def _warm_up(backend, queries: int, batch: int) -> None:
+    """One call before serving: a backend's first call is many times slower than the next
+    (memory arenas, thread start), and the engine would count its windows as fallen back."""
+    import numpy as np
+    K = backend.window
+    key_time = np.tile(np.arange(K) / 15.0, (batch, 1))
+    key_xy = np.tile(np.linspace(100.0, 300.0, 19 * 2).reshape(19, 2), (batch, K, 1, 1))
+    query = np.tile(np.linspace(key_time[0, -2], key_time[0, -1], queries), (batch, 1))
+    for _ in range(2):
+        backend.run(key_xy, np.ones((batch, K, 19)), key_time, query)
 
 
 def _serve(args) -> int:
@@ -105,10 +118,18 @@ def _serve(args) -> int:
     backend = create_backend(args.backend, model_path=args.model, **options)
     wide = None
     if args.wide_threads > 1 and args.backend.startswith(("onnx", "ort", "auto")) and "cuda" not in backend.name:
-        wide = create_backend(args.backend, model_path=args.model, threads=args.wide_threads, **options)
+        from .parallel import SplitBackend
+        wide = SplitBackend([backend] + [create_backend(args.backend, model_path=args.model, **options)
+                                         for _ in range(args.wide_threads - 1)])
     if args.linear_only:
         from .engine import LinearOnly
         backend, wide = LinearOnly(backend.window), None
+    else:
+        for batch in (1, args.wide_batch):
+            _warm_up(backend, args.queries, batch)
+        if wide is not None:
+            for batch in (args.wide_batch, cfg.max_batch):
+                _warm_up(wide, args.queries, batch)
     log.info("backend %s, window %d%s", getattr(backend, "name", type(backend).__name__), backend.window,
              f"; {wide.name} from {args.wide_batch} windows" if wide is not None else "")
     service = Service(Engine(backend, cfg, wide_backend=wide), args.in_address, args.out_address,

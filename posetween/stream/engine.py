@@ -48,6 +48,7 @@ import math
 import threading
 import time
 from collections import deque
+from contextlib import nullcontext
 from dataclasses import dataclass
 from itertools import chain
 
@@ -68,7 +69,7 @@ MAX_EXTRAPOLATION = 2.0   # fallback past the newest keyframe: at most one inter
 PROBE_S = 0.5             # an overloaded engine still tries the model this often
 DEFER_BUSY = 0.33         # defer_batches: hold windows for a larger call when the model is this busy
 DEFER_MARGIN_S = 0.002    # ... until at least this long (or a quarter of the call) before it must start
-DEFER_MARGIN_MAX_S = 0.015  # ... at most this long (a late wake-up doubles it)
+DEFER_MARGIN_MAX_S = 0.005  # ... at most this long (a late wake-up doubles it)
 BUSY_WINDOW_S = 0.5       # ... busy: over this long
 
 
@@ -196,12 +197,14 @@ class Engine:
                         getattr(backend, "name", "?"), fixed_q, fixed_q, self.cfg.queries)
             self.cfg = dataclasses.replace(self.cfg, queries=int(fixed_q))
         self.K = int(backend.window)
+        self._frac = np.arange(self.cfg.queries) / (self.cfg.queries - 1)   # where the queries fall in an interval
         self.now = clock
         self.stats = stats or Stats()
         self.ticks = TickClock(self.cfg.rate, self.cfg.max_catchup_s)
         self._streams: dict[str, _Stream] = {}
         self._jobs: deque[_Job] = deque()
         self._inflight: list[_Job] = []
+        self._stale: list[_Job] = []      # windows too late for the model, waiting for their fallback
         self._max_jobs = 4 * self.cfg.max_streams
         self._lock = threading.RLock()
         self._work = threading.Condition(self._lock)
@@ -214,9 +217,13 @@ class Engine:
         self._segments = 0
         self._frames_total = 0
         self._model_failed = False
-        self._latency: deque[tuple[int, float]] = deque(maxlen=16)   # recent calls: (windows, seconds)
+        # Recent calls, (windows, seconds), and seconds per window once two sizes were seen: one
+        # of each for the backend (False) and the wide backend (True), whose costs differ.
+        self._latency: dict[bool, deque[tuple[int, float]]] = {False: deque(maxlen=16), True: deque(maxlen=16)}
+        self._slope = {False: 0.0, True: 0.0}
         self._last_probe = -math.inf
-        self._slope = 0.0              # seconds per window of a model call, once two sizes were seen
+        self._cost_cache: dict[bool, tuple] = {}
+        self._n_calls = 0
         self._calls: deque[tuple[float, float]] = deque()   # (end, seconds) of the recent calls
         self._defer_margin = DEFER_MARGIN_S   # defer_batches: how long before the predicted last moment
         self._deferring = False
@@ -300,7 +307,7 @@ class Engine:
             # with a blend (track.py), so the two windows' answers join without a step. Past the
             # right keyframe, the lead: shown while the next window is computed.
             a, b = keys[-L - 1], keys[-L]
-            frac = np.arange(Q) / (Q - 1)
+            frac = self._frac
             query = a.time + (b.time - a.time) * frac
             query[-1] = b.time
             conf = a.conf + frac[:, None] * (b.conf - a.conf)
@@ -315,16 +322,24 @@ class Engine:
             kinds = [PREDICTED] * Q
             lead = np.zeros(0)
         key_xy, key_conf, key_time = w.arrays()
-        job = _Job(w.id, w.segment, now, now + self._budget(w, keys[-1], lead), key_xy, key_conf, key_time,
-                   query, conf, kinds, lead)
+        budget = self._budget(w, keys[-1], lead)
+        job = _Job(w.id, w.segment, now, now + budget, key_xy, key_conf, key_time, query, conf, kinds, lead)
         old = st.queued
         if old is not None and not old.done and not old.inflight:
             # Its stream's newer window is here (a burst, or a busy model): the model answers the
             # newer one; the older interval, if it is shown at all, is the linear fallback.
             self._resolve(old, superseded=True)
-        if len(self._jobs) >= self._max_jobs:     # bounded whatever the input does
-            self._resolve(self._jobs.popleft())
-        self._jobs.append(job)
+        if budget <= 0:
+            # Too late for the model: its fallback with the next call's (all at once), not in
+            # the output thread's render.
+            if len(self._stale) >= self._max_jobs:
+                self._fall_back(self._stale)
+                self._stale = []
+            self._stale.append(job)
+        else:
+            if len(self._jobs) >= self._max_jobs:     # bounded whatever the input does
+                self._resolve(self._jobs.popleft())
+            self._jobs.append(job)
         st.queued = job
 
     def _budget(self, w: StreamWindow, newest: Keyframe, lead: np.ndarray) -> float:
@@ -333,7 +348,9 @@ class Engine:
         period and this keyframe's lateness): the previous window's lead (lookahead >= 1) or
         prediction (lookahead 0) past the keyframe the output is reaching; never below
         ``budget_ms``. At 15 fps that is about 25 ms instead of 10: three times the windows
-        per call before anything falls back."""
+        per call before anything falls back. Nothing (the fallback at once) for a keyframe
+        taken later than that lead lasts: the output has passed what the answer would cover,
+        and the model's time goes to the windows still in time (a backlog drains)."""
         cfg = self.cfg
         if not cfg.budget_from_lead:
             return cfg.budget_s
@@ -342,7 +359,14 @@ class Engine:
                 if cfg.lead_queries else 0.0
         else:
             covered = (cfg.horizon_intervals - 1.0) * w.interval()
+        # The output reaches the keyframe's interval extra_delay later than the lag alone says.
+        covered += cfg.extra_delay_ms / 1000.0
         late = (newest.arrival - newest.time) - w.offset()
+        if late >= covered:
+            # Taken later than the lead lasts (input processed behind, a backlog): the output
+            # has passed what the model would answer in time, so the window falls back at once
+            # and the model's time goes to windows that are still fresh.
+            return 0.0
         return max(cfg.budget_s, covered - late - 1.0 / cfg.rate)
 
     def _retarget(self, st: _Stream, target: float) -> None:
@@ -374,7 +398,7 @@ class Engine:
         self._events("restart:resync", "stream %r resynchronised: %s", w.id, detail)
 
     def _cancel(self, stream_id: str) -> None:
-        for job in chain(self._inflight, self._jobs):
+        for job in chain(self._inflight, self._jobs, self._stale):
             if job.stream == stream_id:
                 job.done = True
 
@@ -391,10 +415,28 @@ class Engine:
         for job, p in zip(jobs, poses):
             self._resolve(job, fallback=p)
 
+    def _curves(self, batch: list[_Job], arrays: list[np.ndarray]) -> dict[int, np.ndarray]:
+        """The guard's curve (the fallback's poses) of the batch's windows that get their
+        answer now, computed for all at once: at every query for those whose stream's guard
+        does not trust the model fully (their answers lean on it), else at the last two
+        queries only (what the guard compares with the next keyframe)."""
+        full, tail = [], []
+        for i, job in enumerate(batch):
+            st = self._streams.get(job.stream)
+            if not job.done and st is not None:
+                (full if st.guard.trust < 1.0 else tail).append(i)
+        curves = {}
+        for rows, queries in ((full, slice(None)), (tail, slice(-2, None))):
+            if rows:
+                xy, conf, t, q = (a[rows] for a in arrays)
+                curves.update(zip(rows, fallback_batch(xy, conf, t, q[:, queries], MAX_EXTRAPOLATION)))
+        return curves
+
     def _resolve(self, job: _Job, poses: np.ndarray | None = None, superseded: bool = False,
-                 fallback: np.ndarray | None = None) -> None:
+                 fallback: np.ndarray | None = None, curve: np.ndarray | None = None) -> None:
         """Merge a job's answer into its stream's track; without an answer, the fallback (given
-        when computed for many jobs at once)."""
+        when computed for many jobs at once). ``curve``: the guard's curve for the answer, when
+        computed for many jobs at once (:meth:`_curves`)."""
         if job.done:
             return
         job.done = True
@@ -409,19 +451,21 @@ class Engine:
             if st is not None and not superseded:
                 st.debt += 1
         elif self.cfg.guard:
-            poses = self._guarded(job, poses)
+            poses = self._guarded(job, poses, curve)
         self._merge(job, poses, kinds)
 
-    def _guarded(self, job: _Job, poses: np.ndarray) -> np.ndarray:
+    def _guarded(self, job: _Job, poses: np.ndarray, curve: np.ndarray | None = None) -> np.ndarray:
         """The model's answer as its stream's guard trusts it (guard.py): ``curve + trust *
-        (model - curve)``, the curve being the fallback's; the raw answer is what the guard
-        will hold against the stream's next keyframe."""
+        (model - curve)``, the curve being the fallback's (given: at every query, or at the last
+        two only when the guard trusts the model fully); the raw answer is what the guard will
+        hold against the stream's next keyframe."""
         st = self._streams.get(job.stream)
         if st is None:
             return poses
-        curve = fallback_poses(job.key_xy, job.key_conf, job.key_time, job.query, MAX_EXTRAPOLATION)
-        st.guard.expect(job.seg, job.query, poses, curve)
         trust = st.guard.trust
+        if curve is None or (trust < 1.0 and len(curve) < len(poses)):
+            curve = fallback_poses(job.key_xy, job.key_conf, job.key_time, job.query, MAX_EXTRAPOLATION)
+        st.guard.expect(job.seg, job.query, poses, curve)
         if trust >= 1.0:
             return poses
         self.stats.add("guarded_windows")
@@ -445,51 +489,64 @@ class Engine:
     def wait_for_work(self, timeout: float | None = None) -> bool:
         """Block until a window waits for the model (or the timeout); True when one does."""
         with self._work:
-            if not any(not j.done for j in self._jobs):
+            if not any(not j.done for j in chain(self._jobs, self._stale)):
                 self._work.wait(timeout)
-            return any(not j.done for j in self._jobs)
+            return any(not j.done for j in chain(self._jobs, self._stale))
 
-    def process(self, now: float | None = None) -> int:
+    def process(self, now: float | None = None, *, during_model=None) -> int:
         """Run the model once on the waiting windows (one batch); returns how many it ran (0
-        also when, with ``defer_batches``, they can wait for more: see :meth:`due`)."""
+        also when, with ``defer_batches``, they can wait for more: see :meth:`due`).
+        ``during_model``: a context manager the backend call runs in (the service's input
+        thread gives the output thread its turn there)."""
         with self._lock:
             given = now is not None
             now = now if given else self.now()
+            # Windows too late for the model (already, or by the time a call would end) get
+            # their fallback after the call, in one batch with any it misses; if the call
+            # takes long, the output's render gives them theirs first (they wait in _inflight).
+            late, self._stale = self._stale, []
             due = self.due(now)
             if due is None or due > now:
+                self._fall_back(late)
                 return 0
-            batch, expired = [], []
+            batch = []
             while self._jobs and len(batch) < self.cfg.max_batch:
                 job = self._jobs.popleft()
                 if job.done:
                     continue
                 if now > job.deadline:      # already too late: do not spend the model on it
-                    expired.append(job)
+                    late.append(job)
                 else:
                     job.inflight = True
                     batch.append(job)
-            self._fall_back(expired)
-            self._inflight = batch
-        if not batch:
-            return 0
-        batch, shed = self._fit(batch, now)
-        if shed:
-            with self._lock:      # shed load: their answers would come too late anyway
-                self._fall_back(shed)
-                self._inflight = batch
-            self.stats.add("shed_windows", len(shed))
+            self._inflight = batch + late
+            if batch:
+                batch, shed = self._fit(batch, now)
+                if shed:                    # shed load: their answers would come too late anyway
+                    self.stats.add("shed_windows", len(shed))
+                    late += shed
+            if not batch:
+                self._fall_back(late)
+                self._inflight = []
+                return len(late)
         n = len(batch)
-        if not n:
-            return len(shed)
         stack = lambda name: np.stack([getattr(j, name) for j in batch])
         arrays = [stack("key_xy"), stack("key_conf"), stack("key_time"), stack("query")]
         if self.cfg.pad_batch:
             size = 1 << (n - 1).bit_length()
             arrays = [np.concatenate([a, np.repeat(a[-1:], size - n, 0)]) for a in arrays]
-        backend = self.wide_backend if self.wide_backend is not None and n >= self.cfg.wide_batch else self.backend
+        wide = self._wide(n)
+        backend = self.wide_backend if wide else self.backend
         t0 = time.perf_counter()
         try:
-            out = np.asarray(backend.run(*arrays))[:n]
+            with during_model or nullcontext():
+                try:
+                    out = np.asarray(backend.run(*arrays))[:n]
+                finally:
+                    # The call's end, before the caller has its turn again (service.py): what
+                    # the deadlines are judged by, and what the next calls are predicted from.
+                    elapsed = time.perf_counter() - t0
+                    done = now + elapsed if given else self.now()
             if not np.isfinite(out).all():
                 raise FloatingPointError("the model returned non-finite poses")
         except Exception as e:  # a failing backend must not stop the service: fall back
@@ -501,12 +558,11 @@ class Engine:
                 self._bad("model_error", "model call failed again (%s: %s); %d windows fall back",
                           type(e).__name__, e, n)
             out = None
-        elapsed = time.perf_counter() - t0
         self.stats.model_call(elapsed, n)
-        done = now + elapsed if given else self.now()
         # What a call costs on the engine's clock, the one deadlines are judged by: the real
         # time on a wall clock, nothing on a simulated one (a video file replayed by the demo).
-        self._latency.append((n, done - now))
+        self._latency[wide].append((n, done - now))
+        self._n_calls += 1
         self._calls.append((done, done - now))
         self.stats.answered([done - j.arrival for j in batch])
         if self._deferring:
@@ -519,12 +575,13 @@ class Engine:
                                   else max(0.97 * self._defer_margin, DEFER_MARGIN_S))
         with self._lock:
             # No answer within the budget: the fallback (once); a late answer comes after it.
-            self._fall_back([j for j in batch if out is None or done > j.deadline])
+            self._fall_back(late + [j for j in batch if out is None or done > j.deadline])
+            curves = self._curves(batch, arrays) if out is not None and self.cfg.guard else {}
             for i, job in enumerate(batch):
                 if out is None:
                     continue
                 if not job.done:
-                    self._resolve(job, out[i])
+                    self._resolve(job, out[i], curve=curves.get(i))
                     st = self._streams.get(job.stream)
                     if st is not None:
                         st.debt = 0
@@ -532,7 +589,7 @@ class Engine:
                     self.stats.add("late_answers")
                     self._merge(job, out[i], job.kinds)
             self._inflight = []
-        return n + len(shed)
+        return n + len(late)
 
     def due(self, now: float | None = None) -> float | None:
         """Engine-clock time by which :meth:`process` should run (None: no window waits). At once,
@@ -543,16 +600,42 @@ class Engine:
         with self._lock:
             now = self.now() if now is None else now
             pending = [j for j in self._jobs if not j.done]
-            if not pending:
-                return None
-            cost = self._call_cost()
-            if (not self.cfg.defer_batches or cost is None or len(pending) >= self.cfg.max_batch
+            if not pending:      # (windows too late for the model: their fallback at once)
+                return now if any(not j.done for j in self._stale) else None
+            if (not self.cfg.defer_batches or len(pending) >= self.cfg.max_batch
                     or self._busy(now) < DEFER_BUSY):
                 return now
-            fixed, per_window, _ = cost
-            predicted = fixed + per_window * len(pending)
+            if self._call_cost() is None:
+                return now
             self._deferring = True
-            return min(j.deadline for j in pending) - predicted - max(self._defer_margin, 0.25 * predicted)
+            return self._latest_start(pending, margin=self._defer_margin)
+
+    def latest_start(self) -> float | None:
+        """Engine-clock time by which :meth:`process` must start to answer the earliest waiting
+        window in time, among those a call starting now would still answer in time (None: no
+        such window waits; a window that cannot be saved does not cut the batch). An input
+        loop that takes many keyframes before it runs the model stops taking them then
+        (service.py)."""
+        with self._lock:
+            return self._latest_start([j for j in self._jobs if not j.done], DEFER_MARGIN_S, self.now())
+
+    def _latest_start(self, pending: list[_Job], margin: float, now: float | None = None) -> float | None:
+        """When a call for these windows (with ``now``: those it can still answer in time)
+        must start for the earliest to be answered within its deadline: the predicted cost of
+        the call (nothing before any call is measured) and a margin (at least ``margin`` and a
+        quarter of the call)."""
+        if not pending:
+            return None
+        fixed, per_window, _ = self._call_cost(len(pending)) or (0.0, 0.0, False)
+        predicted = fixed + per_window * min(len(pending), self.cfg.max_batch)
+        deadlines = [j.deadline for j in pending if now is None or j.deadline >= now + predicted]
+        if not deadlines:
+            return None
+        return min(deadlines) - predicted - max(margin, 0.25 * predicted)
+
+    def _wide(self, n: int) -> bool:
+        """Whether a call of ``n`` windows goes to the wide backend."""
+        return self.wide_backend is not None and n >= self.cfg.wide_batch
 
     def _busy(self, now: float) -> float:
         """Share of the last BUSY_WINDOW_S the model was working."""
@@ -567,12 +650,18 @@ class Engine:
         every stream keeps its output rate: the model where it fits, the fallback where not.
         The windows of streams that fell back most recently go first, so that the fallback is
         spread over the streams instead of always hitting the same ones."""
-        cost = self._call_cost()
+        cost = self._call_cost(len(batch))
         if cost is None:
             return batch, []
         fixed, per_window, fitted = cost
-        slack = min(j.deadline for j in batch) - now
-        n_fit = min(len(batch), max(int((slack - fixed) / per_window), 0))
+        # The most windows one call can answer in time: m, where the m-th latest deadline is
+        # after the end of a call of m windows (a window that cannot be saved does not stop
+        # the others).
+        n_fit = 0
+        for m, deadline in enumerate(sorted((j.deadline for j in batch), reverse=True), 1):
+            if deadline - now < fixed + per_window * m:
+                break
+            n_fit = m
         if n_fit < len(batch) and (n_fit == 0 or not fitted) and now - self._last_probe >= PROBE_S:
             # Now and then one window more than the estimate allows, until it has seen two sizes
             # of call (or while nothing fits): it would never learn what one more window costs
@@ -581,23 +670,42 @@ class Engine:
             n_fit += 1
         if n_fit == len(batch):
             return batch, []
-        debt = lambda j: -(self._streams[j.stream].debt if j.stream in self._streams else 0)
+        end = now + fixed + per_window * n_fit
+        debt = lambda j: (j.deadline < end, -(self._streams[j.stream].debt if j.stream in self._streams else 0))
         batch = sorted(batch, key=debt)      # stable: equal debts keep their arrival order
         return batch[:n_fit], batch[n_fit:]
 
-    def _call_cost(self) -> tuple[float, float, bool] | None:
-        """(fixed seconds, seconds per window, whether fitted) of a model call, from the recent calls: a line
-        through (windows, seconds) by medians (Theil-Sen: one slow call, a preempted thread,
-        does not tilt it); per window only, while all recent calls had one size. None before
-        any call."""
-        calls = list(self._latency)
-        if not calls:
-            return None
+    def _call_cost(self, n: int = 1) -> tuple[float, float, bool] | None:
+        """(fixed seconds, seconds per window, whether fitted) of a model call of ``n`` windows,
+        from the recent calls of the backend it goes to: a line through (windows, seconds) by
+        medians (Theil-Sen: one slow call, a preempted thread, does not tilt it); per window
+        only, while all recent calls had one size. None before any call. The wide backend's
+        line counts only while it predicts no more than the other's (which is used until the
+        wide one has been): calls too small for it must not keep an early slow call of it
+        from being corrected."""
+        wide = self._wide(n)
+        if wide:
+            mine, other = self._backend_cost(True), self._backend_cost(False)
+            if mine is None or (other is not None and other[0] + other[1] * n < mine[0] + mine[1] * n):
+                return other or mine
+            return mine
+        return self._backend_cost(False) or self._backend_cost(True)
+
+    def _backend_cost(self, wide: bool) -> tuple[float, float, bool] | None:
+        cached = self._cost_cache.get(wide)
+        if cached is not None and cached[0] == self._n_calls:   # (asked after every keyframe)
+            return cached[1]
+        calls = list(self._latency[wide])
+        cost = self._fit_cost(wide, calls) if calls else None
+        self._cost_cache[wide] = (self._n_calls, cost)
+        return cost
+
+    def _fit_cost(self, wide: bool, calls: list[tuple[int, float]]) -> tuple[float, float, bool]:
         slopes = sorted((s2 - s1) / (n2 - n1) for i, (n1, s1) in enumerate(calls)
                         for n2, s2 in calls[i + 1:] if n2 != n1)
         if slopes and slopes[len(slopes) // 2] > 0:
-            self._slope = slopes[len(slopes) // 2]
-        slope = self._slope      # (kept while the recent calls are all of one size)
+            self._slope[wide] = slopes[len(slopes) // 2]
+        slope = self._slope[wide]      # (kept while the recent calls are all of one size)
         if slope <= 0:
             per = sorted(s / n for n, s in calls)
             return 0.0, max(per[len(per) // 2], 1e-6), False
@@ -649,7 +757,10 @@ class Engine:
         return out
 
     def _expire(self, now: float) -> None:
-        self._fall_back([j for j in chain(self._inflight, self._jobs) if not j.done and j.deadline < now])
+        # (Windows too late for the model get their fallback from process(); here only when
+        # that has not come for a budget.)
+        self._fall_back([j for j in chain(self._inflight, self._jobs) if not j.done and j.deadline < now]
+                        + [j for j in self._stale if not j.done and j.deadline + self.cfg.budget_s < now])
 
     def _render_at(self, tau: float) -> list[OutputPose]:
         out = []

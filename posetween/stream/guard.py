@@ -34,8 +34,15 @@ class Prediction:
     """What the previous window's answer and the curve said about the next keyframe."""
     segment: int
     times: np.ndarray       # (2,) the answer's last two sample times
-    model: np.ndarray       # (2, 19, 2) the model's raw answer there
-    curve: np.ndarray       # (2, 19, 2) the linear fallback there
+    pair: np.ndarray        # (2, 2, 19, 2) the model's raw answer there, and the linear fallback's
+
+    @property
+    def model(self) -> np.ndarray:
+        return self.pair[0]
+
+    @property
+    def curve(self) -> np.ndarray:
+        return self.pair[1]
 
 
 @dataclass
@@ -49,8 +56,9 @@ class Guard:
         return float(min(1.0, max(0.0, 1.0 - (self.score - lo) / (hi - lo))))
 
     def expect(self, segment: int, times: np.ndarray, model: np.ndarray, curve: np.ndarray) -> None:
-        """Remember a window's raw answer and its curve (their last two samples)."""
-        self.pending = Prediction(segment, times[-2:].copy(), model[-2:].copy(), curve[-2:].copy())
+        """Remember a window's raw answer and its curve (their last two samples; ``curve`` may
+        be only those two)."""
+        self.pending = Prediction(segment, times[-2:].copy(), np.stack((model[-2:], curve[-2:])))
 
     def observe(self, segment: int, t: float, xy: np.ndarray, conf: np.ndarray) -> float | None:
         """A new keyframe of the stream: compare the two continuations with it; returns the log
@@ -61,14 +69,17 @@ class Guard:
         span = p.times[-1] - p.times[-2]
         if not span > 0:
             return None
-        at = lambda poses: poses[-1] + (t - p.times[-1]) * (poses[-1] - poses[-2]) / span
-        model, curve = at(p.model), at(p.curve)
-        ok = (conf >= MIN_CONF) & np.isfinite(xy).all(-1) & np.isfinite(model).all(-1) & np.isfinite(curve).all(-1)
+        # Both continuations at once: (2, 19, 2), the model's first. (Few array operations: this
+        # runs for every keyframe of every stream.)
+        last, before = p.pair[:, -1], p.pair[:, -2]
+        both = last + ((t - p.times[-1]) / span) * (last - before)
+        ok = (conf >= MIN_CONF) & np.isfinite(both.sum(0) + xy).all(-1)
         if ok.sum() < MIN_JOINTS:
             return None
-        e_model = np.linalg.norm(model[ok] - xy[ok], axis=-1).mean()
-        e_curve = np.linalg.norm(curve[ok] - xy[ok], axis=-1).mean()
-        floor = 1e-3 * (np.ptp(xy[ok], axis=0).max() + 1e-9)     # both on the keyframe: a tie
-        ratio = float(np.clip(np.log((e_model + floor) / (e_curve + floor)), -2.0, 2.0))
+        seen = xy[ok]
+        d = both[:, ok] - seen
+        e_model, e_curve = np.sqrt((d * d).sum(-1)).mean(-1).tolist()
+        floor = 1e-3 * (float((seen.max(0) - seen.min(0)).max()) + 1e-9)     # both on the keyframe: a tie
+        ratio = min(max(math.log((e_model + floor) / (e_curve + floor)), -2.0), 2.0)
         self.score += SMOOTHING * (ratio - self.score)
         return ratio

@@ -3,8 +3,11 @@
 Two threads share one :class:`~posetween.stream.engine.Engine`:
 
 * input: receives, decodes (``wire.py``) and pushes every keyframe waiting, drops bad ones
-  (counted), then runs the model at once on the windows they completed (one batch) -- no
-  hand-over to another thread between a keyframe's arrival and its model call;
+  (counted), then runs the model on the windows they completed (one batch) -- no hand-over
+  to another thread between a keyframe's arrival and its model call. It stops taking
+  keyframes for the model earlier when the earliest window taken can wait no longer (a
+  synchronised burst, or spread streams arriving closer than the coalescing wait); the
+  batch runs on both cores from ``wide_batch`` windows (``parallel.py``);
 * output: sleeps until each output tick, renders, publishes poses, and the ``stats`` topic.
   It never waits for the model: a window not answered within the budget falls back.
 
@@ -13,7 +16,8 @@ input, consumers connect SUB sockets to the output.
 
 The two threads share the GIL. Python's default switch interval (5 ms) would let the input
 thread hold the output thread past its tick by up to that long, which shows up directly as
-output delay; the service sets it to ``switch_interval`` (0.5 ms) for the process.
+output delay; the service sets it to ``switch_interval`` (0.5 ms) for the process, and the
+output thread sends a tick's messages in a turn of its own (:class:`Turns`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import math
 import sys
 import threading
 import time
-from itertools import chain
+from contextlib import contextmanager
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
@@ -39,8 +43,69 @@ log = logging.getLogger("posetween.serve")
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 DRAIN_MAX = 256          # messages taken per input round before the model runs
-YIELD_S = 0.002          # the input thread's pause while the output is behind
 COALESCE_MS = 1          # ... waiting this long for more after the last (a batch that arrives together)
+YIELD_S = 0.002          # the input thread's pause while the output is behind
+
+
+class Turns:
+    """The output thread's sends in one turn, the input thread's work in short turns between.
+
+    Sending a message releases the GIL (pyzmq), and a thread that wants it back waits until
+    the holder's switch interval runs out: with the input thread busy, each of a tick's sends
+    would wait that long (0.5 ms), and 100 streams' poses would take 50 ms a tick instead of
+    one. So the input thread does its work in turns (a keyframe; the Python part of a model
+    call, not the model itself, which releases the GIL) and waits while the output thread
+    sends a tick's messages; the output thread waits at most for the keyframe in hand. It
+    renders and encodes outside its turn (the engine's lock and the GIL share that time)."""
+
+    def __init__(self):
+        self._cv = threading.Condition(threading.Lock())
+        self._output_wants = False
+        self._output = False       # the output thread's turn
+        self._workers = 0          # input-side threads in a turn
+
+    @contextmanager
+    def output(self):
+        with self._cv:
+            self._output_wants = True
+            while self._workers:
+                self._cv.wait()
+            self._output_wants, self._output = False, True
+        try:
+            yield
+        finally:
+            with self._cv:
+                self._output = False
+                self._cv.notify_all()
+
+    @contextmanager
+    def worker(self):
+        self._begin()
+        try:
+            yield
+        finally:
+            self._end()
+
+    @contextmanager
+    def released(self):
+        """Inside a worker's turn: give it up for a while (while the model runs)."""
+        self._end()
+        try:
+            yield
+        finally:
+            self._begin()
+
+    def _begin(self) -> None:
+        with self._cv:
+            while self._output or self._output_wants:
+                self._cv.wait()
+            self._workers += 1
+
+    def _end(self) -> None:
+        with self._cv:
+            self._workers -= 1
+            if self._output_wants and not self._workers:
+                self._cv.notify_all()
 
 
 def check_bind_address(address: str, allow_remote: bool = False) -> str:
@@ -83,6 +148,7 @@ class Service:
         self._threads: list[threading.Thread] = []
         self._disconnect_log = RateLimitedLog(log, every=10.0)
         self._output_behind = threading.Event()
+        self._turns = Turns()
 
     # ------------------------------------------------------------ life
 
@@ -180,33 +246,33 @@ class Service:
                 events = dict(poller.poll(wait))
                 if sub in events:
                     taken = 0
+                    latest = None    # when the model must run for the earliest window taken (None: no hurry)
                     while taken < DRAIN_MAX:   # then run the model, even under a flood
                         try:
                             frame = sub.recv(zmq.NOBLOCK, copy=False)
                         except zmq.Again:
                             # Keyframes that arrive together (one camera's people, synchronised
                             # cameras) come a few at a time: wait a moment for the rest, so that
-                            # the model answers them in one call.
-                            if taken and sub.poll(COALESCE_MS):
+                            # the model answers them in one call -- while the windows taken can wait.
+                            if (taken and latest is not None and latest - engine.now() > COALESCE_MS / 1000
+                                    and sub.poll(COALESCE_MS)):
                                 continue
                             break
                         taken += 1
                         now = engine.now()
-                        try:
-                            m = wire.decode_input(frame.bytes, self.max_message_bytes)
-                            if self.curve is not None and not self._allowed(frame, m):
-                                continue
-                            if isinstance(m, wire.FrameMessage):
-                                engine.push_frame(m.camera, m.time, m.xy, m.conf, m.layout, m.ids, now=now)
-                            else:
-                                engine.push(m.stream, m.time, m.xy, m.conf, m.layout, m.seq, now=now)
-                        except InputError as e:
-                            engine.drop(e.reason, str(e))
-                        except Exception as e:  # a bug must not stop every other stream
-                            if not engine.stats.drops["internal_error"]:
-                                log.exception("failed on a message (%s)", e)
-                            engine.drop("internal_error", f"{type(e).__name__}: {e}")
-                engine.process()
+                        with self._turns.worker():
+                            self._take(frame, now)
+                            latest = engine.latest_start()
+                        # A burst, or arrivals spread closer than the coalescing wait, would keep
+                        # this loop taking keyframes past the earliest window's deadline: run the
+                        # model on what is here when that window can wait no longer -- but not for
+                        # a few windows while more wait in the socket (a call of a window or two
+                        # costs nearly as much as one of many: under load, a cut after each
+                        # keyframe would leave the model further behind).
+                        if latest is not None and latest <= engine.now() and taken >= engine.cfg.wide_batch:
+                            break
+                with self._turns.worker():
+                    engine.process(during_model=self._turns.released())
                 if monitor in events:
                     event = recv_monitor_message(monitor)
                     # Counted as what they are: connections opened and closed. ZeroMQ does not
@@ -231,6 +297,24 @@ class Service:
             sub.disable_monitor()
             monitor.close(0)
             sub.close(0)
+
+    def _take(self, frame: zmq.Frame, now: float) -> None:
+        """Decode one input message and give it to the engine (bad ones are counted)."""
+        engine = self.engine
+        try:
+            m = wire.decode_input(frame.bytes, self.max_message_bytes)
+            if self.curve is not None and not self._allowed(frame, m):
+                return
+            if isinstance(m, wire.FrameMessage):
+                engine.push_frame(m.camera, m.time, m.xy, m.conf, m.layout, m.ids, now=now)
+            else:
+                engine.push(m.stream, m.time, m.xy, m.conf, m.layout, m.seq, now=now)
+        except InputError as e:
+            engine.drop(e.reason, str(e))
+        except Exception as e:  # a bug must not stop every other stream
+            if not engine.stats.drops["internal_error"]:
+                log.exception("failed on a message (%s)", e)
+            engine.drop("internal_error", f"{type(e).__name__}: {e}")
 
     def _allowed(self, frame: zmq.Frame, m) -> bool:
         """CURVE: whether the sender's key may write this message's stream ids (its prefix)."""
@@ -274,11 +358,15 @@ class Service:
                 behind = nt is not None and now - nt > 2 * engine.ticks.period
                 self._output_behind.set() if behind else self._output_behind.clear()
                 poses = engine.render(fresh=True)
-                for msg in chain((wire.encode_pose(p, time.time()) for p in poses), camera_messages(poses)):
-                    try:
-                        pub.send(msg, zmq.NOBLOCK)
-                    except zmq.Again:
-                        engine.stats.add("send_dropped")
+                published = time.time()
+                messages = [wire.encode_pose(p, published) for p in poses]
+                messages += camera_messages(poses, published)
+                with self._turns.output():
+                    for msg in messages:
+                        try:
+                            pub.send(msg, zmq.NOBLOCK)
+                        except zmq.Again:
+                            engine.stats.add("send_dropped")
                 now = engine.now()
                 if now >= next_stats or now >= next_log:
                     snap = engine.snapshot()

@@ -53,6 +53,12 @@ def _fade(u: float) -> float:
     return 1.0 - u * u * (3 - 2 * u)
 
 
+def _fades(u: np.ndarray) -> np.ndarray:
+    """:func:`_fade` of many."""
+    u = np.clip(u, 0.0, 1.0)
+    return 1.0 - u * u * (3 - 2 * u)
+
+
 class Track:
     def __init__(self, max_samples: int = 512, key_times: int = 16):
         self.samples: list[Sample] = []
@@ -83,8 +89,8 @@ class Track:
         kinds = [kinds] * len(times) if isinstance(kinds, str) else list(kinds)
         xy, conf = np.array(xy, np.float64), np.array(conf, np.float64)   # one copy; samples are views
         nan = np.isnan(xy).any(axis=(1, 2)).tolist()
-        new = [Sample(t, x, c, k, seg, m) for t, x, c, k, m in
-               zip(np.asarray(times, np.float64).tolist(), xy, conf, kinds, nan)]
+        times = np.asarray(times, np.float64)
+        new = [Sample(t, x, c, k, seg, m) for t, x, c, k, m in zip(times.tolist(), xy, conf, kinds, nan)]
         if not new:
             return
         t_s = new[0].t
@@ -94,6 +100,8 @@ class Track:
         cand = keep + new
         last = self.last
         shown_changes = last is not None and last.seg == seg and last.t >= t_s - EPS
+        # (The fades below change the new samples' poses in place, all at once: the samples'
+        # xy are views of ``xy``, and the NaN of a missing joint stays NaN.)
         if shown_changes and blend_s > 0:
             # The output already showed last.t, and the new samples change what it would show
             # there: continue from what was shown and fade the difference out.
@@ -101,22 +109,21 @@ class Track:
             v = self._value(cand, te)
             delta = np.nan_to_num(last.xy - v[0]) if v is not None else np.zeros_like(last.xy)
             past = [s for s in cand if s.t < te - EPS]
-            future = [s for s in cand if s.t > te + EPS]
+            future = [s for s in cand if s.t > te + EPS]     # (new samples only: those kept are before t_s)
             kind = future[0].kind if future else new[-1].kind
             anchor = Sample(te, last.xy.copy(), (v[1] if v is not None else last.conf).copy(), kind, seg)
             if not future:
                 future = [Sample(te + blend_s, new[-1].xy, new[-1].conf, kind, seg)]
             else:
-                for s in future:
-                    s.xy = s.xy + delta * _fade((s.t - te) / blend_s)
+                first = len(new) - len(future)
+                xy[first:] += delta * _fades((times[first:] - te) / blend_s)[:, None, None]
             cand = past + [anchor] + future
         elif removed and keep and keep[-1].seg == seg == removed[0].seg and blend_s > 0:
             # Replacing samples not shown yet (a prediction corrected by the real keyframe):
             # start from the old trajectory at t_s and fade to the new one.
             old_xy, _ = _lerp(keep[-1], removed[0], t_s)
             delta = np.nan_to_num(old_xy - new[0].xy)
-            for s in new:
-                s.xy = s.xy + delta * _fade((s.t - t_s) / blend_s)
+            xy += delta * _fades((times - t_s) / blend_s)[:, None, None]
         if len(cand) > self.max_samples:
             cand = cand[-self.max_samples:]
         self.samples = cand

@@ -13,7 +13,7 @@ from collections import deque
 
 import numpy as np
 
-from posetween.core.skeleton import LAYOUTS, Layout, get_layout, layout_for_joint_count
+from posetween.core.skeleton import LAYOUTS, POSETWEEN19, Layout, get_layout, layout_for_joint_count
 
 # Drop reasons, with what each means (README.md, section "Wire format", lists the same).
 REASONS: dict[str, str] = {
@@ -164,19 +164,26 @@ def to_model_pose(xy, conf=None, layout: str | None = None,
             raise InputError("bad_field", "confidences must be numbers") from None
         if conf.shape != (J,):
             raise InputError("bad_joint_count", f"{J} joints but {conf.size} confidences")
-    if not np.isfinite(conf).all():
-        raise InputError("non_finite", f"confidence of joint {int(np.flatnonzero(~np.isfinite(conf))[0])} is not finite")
-    if (conf < 0).any():
+    # (The streaming engine checks every keyframe: few array operations on the usual path; the
+    # checks that name the problem only when one of these fails.)
+    if not (conf.min() >= 0 and conf.max() < np.inf):
+        if not np.isfinite(conf).all():
+            raise InputError("non_finite", f"confidence of joint {int(np.flatnonzero(~np.isfinite(conf))[0])} "
+                                           "is not finite")
         raise InputError("out_of_range", f"confidence of joint {int(np.flatnonzero(conf < 0)[0])} is negative")
-    conf = np.where(conf < min_conf, 0.0, conf)
+    conf = np.where(conf < min_conf, 0.0, np.minimum(conf, 1.0))
     seen = conf > 0
-    bad = seen & ~np.isfinite(xy).all(-1)
-    if bad.any():
-        raise InputError("non_finite", f"joint {int(np.flatnonzero(bad)[0])} has confidence > 0 but "
-                                       "non-finite coordinates (mark missing joints with confidence 0)")
-    far = seen & (np.abs(np.where(seen[:, None], xy, 0)) > MAX_COORD).any(-1)
-    if far.any():
+    shown = np.where(seen[:, None], xy, 0.0)
+    if not np.abs(shown).max() <= MAX_COORD:     # (NaN: not <=)
+        bad = seen & ~np.isfinite(xy).all(-1)
+        if bad.any():
+            raise InputError("non_finite", f"joint {int(np.flatnonzero(bad)[0])} has confidence > 0 but "
+                                           "non-finite coordinates (mark missing joints with confidence 0)")
+        far = (np.abs(shown) > MAX_COORD).any(-1)
         raise InputError("out_of_range", f"joint {int(np.flatnonzero(far)[0])} coordinate beyond +-{MAX_COORD:g}")
-    return lay.to_model(xy, np.minimum(conf, 1.0))
+    if lay is POSETWEEN19:     # the model's own layout: only the missing joints to mark
+        shown[~seen] = np.nan
+        return shown, conf
+    return lay.to_model(xy, conf)
 
 

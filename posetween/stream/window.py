@@ -27,6 +27,7 @@ clock-offset estimates.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -74,6 +75,7 @@ class StreamWindow:
         self.intervals: deque[float] = deque(maxlen=cfg.interval_window)
         self._interval = cfg.initial_interval_s   # median of intervals, updated on add
         self._torsos: deque[float] = deque(maxlen=window)   # torso length of each keyframe (NaN: unseen)
+        self._torso: float | None | bool = False            # their median (False: not computed)
         # (arrival, arrival - capture, n) of recent messages, n counting them: a sliding-window
         # minimum (offsets increase from front to back, so the front is the minimum).
         self.offsets: deque[tuple[float, float, int]] = deque()
@@ -121,8 +123,10 @@ class StreamWindow:
 
     def torso(self) -> float | None:
         """Median torso length (neck to mid-hip) over the window's keyframes that show it."""
-        lengths = sorted(x for x in self._torsos if x > 1e-6)
-        return _median(lengths) if lengths else None
+        if self._torso is False:      # (asked for every keyframe: computed once per change)
+            lengths = sorted(x for x in self._torsos if x > 1e-6)
+            self._torso = _median(lengths) if lengths else None
+        return self._torso
 
     # ------------------------------------------------------------ life rules
 
@@ -193,7 +197,7 @@ class StreamWindow:
         unit = self.torso() or s0
         if unit <= 1e-6:
             return None
-        moved = float(np.linalg.norm(c1 - c0)) / unit
+        moved = math.dist(c1.tolist(), c0.tolist()) / unit
         limit = self.cfg.max_jump_torso + self.cfg.max_jump_torso_per_s * dt
         if moved > limit:
             return f"centre moved {moved:.2f} torso lengths in {dt:.3f} s (limit {limit:.2f})"
@@ -211,6 +215,7 @@ class StreamWindow:
         if decision.action in (START, RESTART):
             self.keys.clear()
             self._torsos.clear()
+            self._torso = False
             self.offsets.clear()
             self._xy.fill(np.nan)
             self._conf.fill(0.0)
@@ -228,7 +233,8 @@ class StreamWindow:
         self._xy[:-1], self._conf[:-1], self._t[:-1] = self._xy[1:], self._conf[1:], self._t[1:]
         self._xy[-1], self._conf[-1], self._t[-1] = kf.xy, kf.conf, kf.time
         seen = kf.conf[NECK] > 0 and kf.conf[MID_HIP] > 0
-        self._torsos.append(float(np.hypot(*(kf.xy[NECK] - kf.xy[MID_HIP]))) if seen else float("nan"))
+        self._torsos.append(math.dist(kf.xy[NECK].tolist(), kf.xy[MID_HIP].tolist()) if seen else float("nan"))
+        self._torso = False
         self._add_offset(kf.arrival, kf.arrival - kf.time)
         self.last_time, self.last_seq, self.last_arrival = kf.time, kf.seq, kf.arrival
 
