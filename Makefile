@@ -27,14 +27,18 @@ test: setup
 	$(BIN)/python -m pytest -q -ra
 
 # The runtime alone (pip install .: no torch, no OpenCV) in a second environment: its size, and
-# the commands and README snippets that must work there.
-RUNTIME_VENV ?= /tmp/posetween-runtime
+# the commands and README snippets that must work there. RUNTIME_PYTHON: another interpreter to
+# install it with (the runtime supports 3.10-3.13; .ci/run checks both ends too), e.g.
+# RUNTIME_PYTHON=python3.13, or with pyenv its path: $(pyenv root)/versions/3.13.0/bin/python3.13
+RUNTIME_PYTHON ?= $(PYTHON)
+RUNTIME_VENV   ?= /tmp/posetween-runtime
 runtime-check: setup
-	rm -rf $(RUNTIME_VENV) && $(PYTHON) -m venv $(RUNTIME_VENV)
+	rm -rf $(RUNTIME_VENV) && $(RUNTIME_PYTHON) -m venv $(RUNTIME_VENV)
 	$(RUNTIME_VENV)/bin/pip install -q .
 	$(RUNTIME_VENV)/bin/python -c "import importlib.util as u; assert u.find_spec('torch') is None, 'torch in the runtime'"
 	$(RUNTIME_VENV)/bin/posetween serve --help > /dev/null
 	POSETWEEN_PYTHON=$(RUNTIME_VENV)/bin/python $(BIN)/python -m pytest -q tests/test_snippets.py
+	@$(RUNTIME_VENV)/bin/python -c "import sys; print('runtime on Python', sys.version.split()[0], 'passed; sizes:')"
 	@du -sh $(RUNTIME_VENV) $(VENV) 2>/dev/null || true
 
 # The main command: the live demo, headless, on the shipped clip with the shipped model.
