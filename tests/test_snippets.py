@@ -2,8 +2,14 @@
 in a fresh interpreter against a real `posetween serve` on 127.0.0.1 (the snippets' ports 5555
 and 5556 swapped for free ones), and must exit 0 and print what it received.
 
+Options after ``run`` on the fence line, separated by spaces:
+
+- ``needs=mediapipe,cv2``: modules the block imports beyond the runtime's; where one is not
+  installed in the interpreter's environment the block is skipped, with their names.
+- ``prints=cam1/0,cam1/1``: strings its output must contain.
+
 POSETWEEN_PYTHON names another environment's interpreter to run the service and the snippets
-in (`make runtime-check`: the runtime install without torch)."""
+in (`make runtime-check`: the runtime install without torch, OpenCV or MediaPipe)."""
 
 from __future__ import annotations
 
@@ -19,13 +25,24 @@ import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 PYTHON = os.environ.get("POSETWEEN_PYTHON", sys.executable)
-RUNNABLE = re.compile(r"^```python run\n(.*?)^```", re.S | re.M)
+RUNNABLE = re.compile(r"^```python run([^\n]*)\n(.*?)^```", re.S | re.M)
 
 
-def runnable_blocks() -> list[tuple[int, str]]:
-    """(line number, code) of each ```python run block of the README."""
+def runnable_blocks() -> list[tuple[int, str, dict[str, list[str]]]]:
+    """(line number, code, options) of each ```python run block of the README; options: the
+    fence's ``name=a,b`` words as ``{name: [a, b]}``."""
     text = README.read_text()
-    return [(text.count("\n", 0, m.start()) + 1, m.group(1)) for m in RUNNABLE.finditer(text)]
+    return [(text.count("\n", 0, m.start()) + 1, m.group(2),
+             {k: v.split(",") for k, _, v in (w.partition("=") for w in m.group(1).split())})
+            for m in RUNNABLE.finditer(text)]
+
+
+def missing_modules(modules: list[str]) -> list[str]:
+    """Those of ``modules`` that PYTHON's environment cannot import (not installed)."""
+    probe = "import importlib.util, sys; print(' '.join(m for m in sys.argv[1:] if importlib.util.find_spec(m) is None))"
+    res = subprocess.run([PYTHON, "-c", probe, *modules], cwd="/", capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return res.stdout.split()
 
 
 def free_port() -> int:
@@ -72,13 +89,23 @@ def test_the_readme_has_runnable_snippets():
     assert len(runnable_blocks()) >= 3   # quick start (engine, clients) and the plain pyzmq client
 
 
-@pytest.mark.parametrize("line,code", runnable_blocks(), ids=lambda v: f"README.md:{v}" if isinstance(v, int) else "")
-def test_readme_snippet_runs(line, code, service, tmp_path):
+def test_fence_options_are_known():
+    for line, _, options in runnable_blocks():
+        assert set(options) <= {"needs", "prints"}, f"README.md line {line}: unknown option in {options}"
+
+
+@pytest.mark.parametrize("line,code,options", [pytest.param(*b, id=f"README.md:{b[0]}") for b in runnable_blocks()])
+def test_readme_snippet_runs(line, code, options, request, tmp_path):
+    if missing := missing_modules(options.get("needs", [])):
+        pytest.skip(f"README.md line {line} needs {', '.join(missing)}, not installed for {PYTHON}")
+    service = request.getfixturevalue("service")
     code = code.replace("127.0.0.1:5555", f"127.0.0.1:{service[0]}").replace("127.0.0.1:5556", f"127.0.0.1:{service[1]}")
     res = subprocess.run([PYTHON, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, f"README.md line {line}:\n{res.stderr[-3000:]}"
     assert res.stdout.strip(), f"README.md line {line} printed nothing"
     assert "None" not in res.stdout, res.stdout   # a pose that never came
+    for expected in options.get("prints", []):
+        assert expected in res.stdout, f"README.md line {line} did not print {expected!r}:\n{res.stdout[-3000:]}"
 
 
 def test_quick_start_replay_reaches_a_subscriber(service, tmp_path):
