@@ -290,7 +290,7 @@ def main() -> None:
         "Bandai, the CMU sets and HDM05's bd/bk/dg are split by take (a stable hash of each take's "
         "name): 85% train, 5% validation, 10% test; CMU subject 131, HDM05's actors mm and tr and the "
         "ballroom set are kept out of training entirely (`configs/default.yaml`). Training windows "
-        "project the 3D motion through random virtual cameras, at random input rates from 3.5 to 30 fps "
+        "project the 3D motion through random virtual cameras, at random input rates from 3.5 to 30 fps (to 60 fps in stage 13) "
         "with timestamp jitter and dropped frames, with keyframe noise, outliers, missing joints and "
         "left/right flips; from stage 12 on also with another skeleton per window (where mid-hip, hips, "
         "neck, head, hands and toes sit; bone lengths and proportions), the input layouts of COCO-17, "
@@ -301,7 +301,7 @@ def main() -> None:
         "## Training", "",
         "```", "make data", "make train   # = bash scripts/train_default.sh: the stages below, then ships the model",
         "```", "",
-        "Twelve stages of `posetween train --config configs/default.yaml` (the script has the exact "
+        "Thirteen stages of `posetween train --config configs/default.yaml` (the script has the exact "
         "commands), each from the best weights of the one before. Stages 1 to 11 trained on Bandai alone: "
         "8000 steps from scratch (3 encoder "
         "+ 3 decoder layers, one process of 256 windows a step); a warm restart at half the learning "
@@ -315,7 +315,8 @@ def main() -> None:
         "then a short one, 4000 steps from 1e-4 with 70% of the windows noisy instead of 50%; "
         "then a longer one, 15000 steps from 1e-4 with 80% noisy; then the same again, 12000 steps, and once more, 15000 steps. "
         "Stage 12 went on from there on every training source with the skeleton, layout, occlusion and "
-        "detector-noise augmentations (60% noisy windows): 12000 steps from a learning rate of 2e-4. "
+        "detector-noise augmentations (60% noisy windows): 12000 steps from a learning rate of 2e-4. Stage 13: input rates up to 60 fps and the CMU "
+        "and HDM05 sources weighted up further (3 and 4), 12000 steps from 1.5e-4. "
         f"Hardware: 2-core VMs, one thread a process: {ckpt.get('hardware', 'not recorded')} for the "
         "last stage, AMD EPYCs for stages 1 and 8 to 11 and an Intel Xeon for stages 2 to 7. "
         f"Time: {hours:.2f} h of training in all, {ckpt.get('step', '?')} steps of 256 windows (each "
