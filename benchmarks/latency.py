@@ -5,7 +5,7 @@ runs after a warm-up, the machine's CPU and GPU named, a markdown table on stdou
 
 Same as ``posetween bench latency``::
 
-    python benchmarks/latency.py --model runs/default/model.pt --json out/latency.json
+    python benchmarks/latency.py --model posetween/models/default.pt --json out/latency.json
     python benchmarks/latency.py --backends torch onnxruntime onnxruntime:int8 --batches 1 8 64 --runs 500
 
 Backends: torch, torchscript, onnxruntime, onnxruntime:int8, onnxruntime-cuda:fp16,

@@ -5,7 +5,7 @@ The service runs as a subprocess (``python -m posetween.cli serve``); this proce
 the streams (phases spread over the input interval) and subscribes to the output. Capture
 timestamps and the service's publish stamps are both wall-clock ``time.time()`` on this machine.
 
-    python benchmarks/stream_latency.py --model runs/default/model.pt --seconds 5 \\
+    python benchmarks/stream_latency.py --model posetween/models/default.pt --seconds 5 \\
         --json out/stream_latency.json --plot docs/stream_latency.png
 
 Goal on a 2-core CPU, one stream: p99 within one input interval + 5 ms (lookahead 1), under
