@@ -29,9 +29,9 @@ COMMANDS = (
     ("visualize", "posetween.offline.visualize", "draw pose sequences side by side into a GIF or MP4"),
     ("export", "posetween.export.cli", "export the model to ONNX or TorchScript"),
     ("bench", "posetween.export.cli", "measure the runtime backends' latency and accuracy"),
-    ("data", "posetween.training.build_data", "build a training dataset from motion capture (BVH, AMASS)"),
-    ("train", "posetween.training.train", "train the motion model"),
-    ("eval", "posetween.training.evaluate", "compare the model with interpolation baselines"),
+    ("data", "posetween.training.cli", "build a training dataset from motion capture (BVH, AMASS)"),
+    ("train", "posetween.training.cli", "train the motion model"),
+    ("eval", "posetween.training.cli", "compare the model with interpolation baselines"),
 )
 
 DESCRIPTION = """\

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import CMU_01, need, read_bandai_members
 from posetween.core.skeleton import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS
-from posetween.training import build_data
+from posetween.training import cli as training_cli
 from posetween.training.build_data import (Motion, amass_to_joints, build_dataset,
                                            load_motions, resample)
 
@@ -43,7 +43,7 @@ Frame Time: 0.04
 def run_cli(*argv: str) -> int:
     """Run `posetween data build ...` through the command's own parser."""
     parser = argparse.ArgumentParser(prog="posetween")
-    build_data.register(parser.add_subparsers(dest="command", required=True))
+    training_cli.register_data(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(list(argv))
     return args.func(args)
 

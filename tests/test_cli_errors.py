@@ -129,3 +129,17 @@ def test_help_is_instant_and_imports_no_heavy_module(tmp_path):
     assert heavy == "[]", heavy
     assert "upsample" in res.stdout and "serve" in res.stdout and "``" not in res.stdout
     print(f"posetween --help: {seconds} s in-process")
+
+
+@pytest.mark.parametrize("command", [["train"], ["eval"], ["data", "build"], ["upsample"], ["serve"]])
+def test_command_help_imports_no_torch(command, tmp_path):
+    """A command's --help comes from its parser alone: the module that runs it (torch, h5py,
+    scipy: seconds to import) is imported only when the command runs."""
+    probe = ("import sys\n"
+             "from posetween import cli\n"
+             f"try:\n    cli.main({command + ['--help']!r})\nexcept SystemExit:\n    pass\n"
+             "print([m for m in ('torch', 'h5py', 'scipy', 'cv2', 'mediapipe') if m in sys.modules], file=sys.stderr)\n")
+    res = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.strip().splitlines()[-1] == "[]", res.stderr
+    assert "usage: posetween " + " ".join(command) in res.stdout

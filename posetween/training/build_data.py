@@ -524,25 +524,3 @@ def _run_build(args: argparse.Namespace) -> int:
         print("error: nothing was imported", file=sys.stderr)
         return 1
     return 0
-
-
-def register(subparsers) -> None:
-    data = subparsers.add_parser("data", help="motion-capture datasets",
-                                 description="Build and inspect training datasets.")
-    sub = data.add_subparsers(dest="data_command", required=True)
-    p = sub.add_parser(
-        "build", help="import BVH / archives / AMASS HDF5 into a training HDF5",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="BVH file, folder (recursive), .tar.xz/.tar.gz/.zip archive of BVH, "
-                        "or AMASS HDF5")
-    p.add_argument("--out", required=True, metavar="FILE.h5", help="output HDF5 (replaced)")
-    p.add_argument("--joint-map", metavar="MAP",
-                   help="joint map YAML, or built-in name (bandai, cmu); default: detected "
-                        "from each skeleton's joint names")
-    p.add_argument("--fps-out", type=float, metavar="F",
-                   help="resample every motion to F fps (default: keep each file's rate)")
-    p.add_argument("--source-fps", type=float, metavar="F",
-                   help="the BVH inputs' true frame rate, where their headers are wrong")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=_run_build)

@@ -12,7 +12,6 @@ to the interval's right end for lookahead 1, further for 2, up to its left end f
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import zlib
@@ -358,37 +357,6 @@ def write_report(path: Path, by_fps: dict[float, dict], title: str) -> None:
     for r in rates:
         parts += [f"## {r:g} fps in", "", markdown_table(by_fps[r]), ""]
     path.write_text("\n".join(parts))
-
-
-def register(sub) -> None:
-    p = sub.add_parser("eval", help="evaluate the model against linear, cubic and One-Euro baselines",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", help="HDF5 from `posetween data build` (with --keypoints: only to tune One-Euro)")
-    p.add_argument("--keypoints", help="real 2D keypoints instead of motion capture: SPEED21's "
-                   "speed21_keypoints2d.npz or the football penalties folder; every --every-th real "
-                   "frame is a keyframe, the frames left out are the truth")
-    p.add_argument("--every", type=int, default=4, help="with --keypoints: keep every N-th frame (default 4)")
-    p.add_argument("--split", default="test", choices=("train", "validation", "test", "all"))
-    p.add_argument("--split-config", default=None,
-                   help="training YAML whose data.split defines the splits (default: split by take, 5%% val, 10%% test)")
-    p.add_argument("--input-fps", type=float, nargs="+", default=[7.5],
-                   help="keyframe rate(s); with several, the JSON's methods are for the first and the report plots all")
-    p.add_argument("--output-fps", type=float, help="output rate (default: the data's rate)")
-    p.add_argument("--lookahead", type=int, default=1)
-    p.add_argument("--noisy", action="store_true", help="4%% torso noise on every keyframe joint, 10%% joints missing")
-    p.add_argument("--layout", default="posetween19", choices=("posetween19", "coco17"),
-                   help="coco17: inputs and truth as a COCO-17 detector gives them (lateral hip points, "
-                        "neck and mid-hip the means of shoulders and hips, no hand centres or big toes)")
-    p.add_argument("--no-tune-one-euro", action="store_true",
-                   help="keep the One-Euro filter at 1 Hz / 1 instead of tuning it on the validation split")
-    p.add_argument("--model", help="model file, or a shipped model by name: default (the default) or open")
-    p.add_argument("--views", type=int, default=4, help="fixed virtual cameras per motion")
-    p.add_argument("--subset", nargs="+", metavar="NAME",
-                   help="only these subsets (sources) of the data file, e.g. cmu-131 hdm05-mm hdm05-tr")
-    p.add_argument("--limit", type=int, help="evaluate only the first N motions (quick checks)")
-    p.add_argument("--json", required=True, help="write results here")
-    p.add_argument("--report", help="markdown report with a plot (default: next to --json)")
-    p.set_defaults(func=_run)
 
 
 def _run(args) -> int:

@@ -40,7 +40,6 @@ from posetween.training.splits import split_of
 from posetween.training.windows import MotionClips, sample_windows
 
 log = logging.getLogger("posetween.train")
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
 
 
 def subset_weight(subset: str, weights: dict[str, float]) -> float:
@@ -264,26 +263,6 @@ def init_from(model: PoseTween, cfg: TrainConfig, path: Path) -> dict:
                          f"(only more encoder or decoder layers are allowed)")
     load_weights(model, ckpt["state_dict"], str(path), deepen=True)
     return {"steps": int(ckpt.get("step", 0)), "seconds": float(ckpt.get("train_seconds", 0.0))}
-
-
-def register(sub) -> None:
-    p = sub.add_parser("train", help="train the motion model", description=__doc__,
-                       formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
-    p.add_argument("--config", default=str(DEFAULT_CONFIG),
-                   help="YAML config (default: the default model's, configs/default.yaml; --resume uses the run's own)")
-    p.add_argument("--batch-size", type=int, help="windows per step and process (overrides the config)")
-    p.add_argument("--name", required=True, help="run name: checkpoints and logs go to RUNS/NAME")
-    p.add_argument("--runs", default="runs", help="folder of runs (default: runs)")
-    p.add_argument("--resume", action="store_true", help="continue RUNS/NAME exactly where it stopped")
-    p.add_argument("--init", type=Path, help="start a new run from this model file's weights")
-    p.add_argument("--until", type=int, help="stop (with a checkpoint) at this step")
-    p.add_argument("--steps", type=int, help="total steps of the schedule (overrides the config)")
-    p.add_argument("--lr", type=float, help="peak learning rate (overrides the config)")
-    p.add_argument("--data", help="HDF5 from `posetween data build` (overrides the config)")
-    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override any config value (YAML), e.g. model.encoder_layers=5; repeatable")
-    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    p.set_defaults(func=_run)
 
 
 def _run(args) -> int:
