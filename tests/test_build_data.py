@@ -230,3 +230,26 @@ def test_posetween_cli_main(tmp_path):
     out = tmp_path / "cli.h5"
     assert main(["data", "build", str(CMU_01), "--out", str(out), "--no-progress"]) == 0
     assert load_motions(out)[0].joints.shape == (994, NUM_JOINTS, 3)
+
+
+# Bones whose left and right lengths a body has alike: a joint map that names the wrong point
+# (one side's hand point a forearm marker, say) shows as a difference between the sides.
+SIDE_BONES = (("hand", "wrist"), ("wrist", "elbow"), ("elbow", "shoulder"), ("big_toe", "ankle"),
+              ("ankle", "knee"), ("knee", "hip"))
+
+
+@pytest.mark.parametrize("source", ["mocap/music2dance-ballroom-25fps.tar.xz", "mocap/cmu-131"])
+def test_joint_maps_give_left_and_right_alike(shared_data, tmp_path, source):
+    """Each source's joint map, on its real data: every bone as long on the left as on the right
+    (medians within 20 %), so no point stands for a different body part on one side."""
+    path = shared_data / source
+    if path.name.endswith(".tar.xz"):
+        with tarfile.open(path) as tf:
+            tf.extractall(tmp_path, filter="data")
+        path = next(tmp_path.rglob("*.npz"))
+    build_dataset([path], tmp_path / "out.h5", progress=False)
+    joints = np.concatenate([m.joints for m in load_motions(tmp_path / "out.h5")])
+    length = lambda a, b: np.median(np.linalg.norm(joints[:, JOINT_INDEX[a]] - joints[:, JOINT_INDEX[b]], axis=-1))
+    for child, parent in SIDE_BONES:
+        left, right = length(f"left_{child}", f"left_{parent}"), length(f"right_{child}", f"right_{parent}")
+        assert abs(left - right) <= 0.2 * max(left, right) + 1e-3, (source, child, parent, left, right)

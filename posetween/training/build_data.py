@@ -257,10 +257,13 @@ def _iter_archive(path: Path) -> Iterator[tuple[str, Callable[[], bytes]]]:
 
 
 # "Dance with Melody" (music2dance_positions.npz): 23 unnamed points, names as inferred in the
-# archive's SOURCE.txt. 0 head back/top, 1 head front, 2 pelvis (above the hip joints, like
-# Bandai's Hips), 3/12 R/L shoulder, 4/13 elbow, 6/15 wrist, 22/21 hand, 7/16 hip, 8/17 knee,
-# 9/18 ankle, 11/20 toe. No neck point: the shoulders' midpoint. Units cm, Y-up, root-relative
-# plus a root track.
+# archive's SOURCE.txt. 0 head back/top, 1 head front, 2 pelvis (16 cm above the hip joints'
+# midpoint), 3/12 R/L shoulder, 4/13 elbow, 6/15 wrist, 7/16 hip, 8/17 knee, 9/18 ankle, 11/20
+# toe. No neck point: the shoulders' midpoint. Hand points: SOURCE.txt names 22/21 R/L hand, but
+# only 22 is one (5 cm past the right wrist, on the forearm's line); 21 sits rigidly 12 cm from
+# the left elbow, 7 cm off the forearm, half-way to the wrist (a forearm marker), so the left
+# hand has no point of its own. Both hand points are the wrists (Bandai's placement), which
+# keeps the two sides alike. Units cm, Y-up, root-relative plus a root track.
 MUSIC2DANCE_SOURCES: dict[str, tuple[int, ...]] = {
     "nose": (1,), "neck": (3, 12),
     "right_shoulder": (3,), "right_elbow": (4,), "right_wrist": (6,),
@@ -269,7 +272,7 @@ MUSIC2DANCE_SOURCES: dict[str, tuple[int, ...]] = {
     "right_hip": (7,), "right_knee": (8,), "right_ankle": (9,),
     "left_hip": (16,), "left_knee": (17,), "left_ankle": (18,),
     "left_big_toe": (20,), "right_big_toe": (11,),
-    "left_hand": (21,), "right_hand": (22,),
+    "left_hand": (15,), "right_hand": (6,),
 }
 
 MUSIC2DANCE_FPS_OUT = 30.0

@@ -255,9 +255,10 @@ def vary_skeleton(world: Tensor, aug: AugmentConfig, g: torch.Generator) -> Tens
     """A new skeleton for a share of the samples: joint placements, then bone lengths.
 
     world (B, N, J, 3) -> (B, N, J, 3). Placements: mid-hip between the mean of the hip joints
-    (OpenPose) and above it (Bandai, CMU), hips up to 1.5 x further apart (COCO's lateral hip
-    points), neck between the shoulders' midpoint and the neck joint, the head point nearer or
-    further, hand between the wrist and the knuckles, toes nearer or further. Bone lengths: one
+    (OpenPose) and above it (Bandai, CMU; up to 40 % of the way to the shoulders), hips up to
+    1.5 x further apart (COCO's lateral hip points), neck between the shoulders' midpoint and the
+    neck joint, the head point nearer or further, hand between the wrist and the knuckles (or
+    past the wrist along the forearm), toes nearer or further. Bone lengths: one
     factor per bone group (log-normal) and a little per side, applied down the tree.
     """
     B = world.shape[0]
@@ -268,16 +269,29 @@ def vary_skeleton(world: Tensor, aug: AugmentConfig, g: torch.Generator) -> Tens
         u = uniform((B,), lo, hi, g).view(B, *([1] * (point.dim() - 1)))
         return base + u * (point - base)
 
+    def either(a: Tensor, b: Tensor) -> Tensor:    # per sample, a or b with even odds
+        pick = torch.rand(B, generator=g) < 0.5
+        return torch.where(pick.view(B, *([1] * (a.dim() - 1))), a, b)
+
     hips = w[:, :, [_J["left_hip"], _J["right_hip"]]]
     hip_mid = hips.mean(2, keepdim=True)
-    w[:, :, [_J["left_hip"], _J["right_hip"]]] = between(hip_mid, hips, 0.9, 1.5)
-    w[:, :, MID_HIP] = between(hip_mid[:, :, 0], w[:, :, MID_HIP], 0.0, 1.4)
     shoulders = w[:, :, [_J["left_shoulder"], _J["right_shoulder"]]].mean(2)
+    w[:, :, [_J["left_hip"], _J["right_hip"]]] = between(hip_mid, hips, 0.9, 1.5)
+    # Mid-hip near the source's own placement, or anywhere from the hips' midpoint up to 40 % of
+    # the way to the shoulders: a pelvis or lower-spine point sits that high in some systems
+    # (CMU 131's root about 20 %, the ballroom set's pelvis point 35 %; Bandai's Hips 5 %).
+    w[:, :, MID_HIP] = either(between(hip_mid[:, :, 0], w[:, :, MID_HIP], 0.0, 1.4),
+                              between(hip_mid[:, :, 0], shoulders, 0.0, 0.4))
     w[:, :, NECK] = between(shoulders, w[:, :, NECK], 0.0, 1.3)
     w[:, :, _J["nose"]] = between(w[:, :, NECK], w[:, :, _J["nose"]], 0.8, 1.25)
     for side in ("left", "right"):
-        wrist, hand = _J[f"{side}_wrist"], _J[f"{side}_hand"]
-        w[:, :, hand] = between(w[:, :, wrist], w[:, :, hand], 0.0, 1.4)
+        elbow, wrist, hand = _J[f"{side}_elbow"], _J[f"{side}_wrist"], _J[f"{side}_hand"]
+        # Near the source's hand point, or on the forearm's line from the wrist up to 40 % of a
+        # forearm further (Bandai's hand point is the wrist itself: relative scaling alone
+        # would never move it).
+        past_wrist = 2 * w[:, :, wrist] - w[:, :, elbow]
+        w[:, :, hand] = either(between(w[:, :, wrist], w[:, :, hand], 0.0, 1.4),
+                               between(w[:, :, wrist], past_wrist, 0.0, 0.4))
         ankle, toe = _J[f"{side}_ankle"], _J[f"{side}_big_toe"]
         w[:, :, toe] = between(w[:, :, ankle], w[:, :, toe], 0.6, 1.4)
 
