@@ -30,11 +30,14 @@ from posetween.training.keypoint_sources import load_keypoints
 from posetween.training.splits import split_of
 from posetween.core.skeleton import JOINT_INDEX, MID_HIP, NECK
 from posetween.training.windows import LAYOUT_MISSING, Camera, apply_layout
+from posetween.stream.engine import MAX_EXTRAPOLATION, fallback_batch
+from posetween.stream.guard import Guard
 
 log = logging.getLogger("posetween.eval")
 
 TUNING_MOTIONS = 40                # validation motions the One-Euro filter is tuned on
-INTERPOLATION_METHODS = ("model", "linear", "cubic", "curve", "one_euro")
+# "guarded": the model's answers as the streaming engine shows them, its guard on (stream/guard.py).
+INTERPOLATION_METHODS = ("model", "guarded", "linear", "cubic", "curve", "one_euro")
 PREDICTION_METHODS = ("model", "constant_velocity", "linear", "one_euro")
 
 
@@ -231,6 +234,23 @@ def run_method(name: str, model: PoseTween | None, w: Windows) -> np.ndarray:
     raise ValueError(f"unknown method {name!r}")
 
 
+def guarded(model_out: np.ndarray, w: Windows) -> np.ndarray:
+    """The model's answers as the streaming engine's guard passes them on: along each track, in
+    order, the guard compares the previous answer and the engine's fallback curve with each new
+    keyframe and shows ``curve + trust * (model - curve)`` (``Engine._guarded``)."""
+    curve = fallback_batch(w.key_xy, w.key_conf, w.key_time, w.query_time, MAX_EXTRAPOLATION)
+    out = model_out.copy()
+    for track in np.unique(w.track):
+        guard = Guard()
+        for i in np.flatnonzero(w.track == track):
+            guard.observe(0, w.key_time[i, -1], w.key_xy[i, -1], w.key_conf[i, -1])
+            trust = guard.trust
+            guard.expect(0, w.query_time[i], model_out[i], curve[i])
+            if trust < 1.0:
+                out[i] = np.where(np.isfinite(curve[i]), curve[i] + trust * (model_out[i] - curve[i]), model_out[i])
+    return out
+
+
 def score(pred: np.ndarray, w: Windows) -> dict[str, float]:
     dists, coords, accels, firsts, unanswered = [], [], [], [], 0
     # The last query of each interval is the keyframe at its right end: not "between".
@@ -307,9 +327,15 @@ def evaluate(model: PoseTween, motions, s: EvalSettings, windows: Windows | None
     """Every method on the windows of ``motions`` (or on ``windows``, when given)."""
     w = windows if windows is not None else build_windows(motions, model.cfg.window, s)
     methods = PREDICTION_METHODS if s.lookahead == 0 else INTERPOLATION_METHODS
-    results = {}
+    results, model_out = {}, None
     for name in tqdm(methods, desc=f"{s.input_fps:g} fps", leave=False):
-        results[name] = score(run_method(name, model, w), w)
+        if name == "guarded":
+            pred = guarded(model_out, w)
+        else:
+            pred = run_method(name, model, w)
+        if name == "model":
+            model_out = pred
+        results[name] = score(pred, w)
     results["settings"] = {**asdict(s), "motions": len(motions), "intervals": int(len(w.key_xy)),
                            "window": model.cfg.window}
     return results
