@@ -143,6 +143,11 @@ def run_one(args, n: int, synchronised: bool, linear_only: bool) -> dict:
            "fallback_share": fallen / windows if windows else None,
            "model_ms_p50": last_stats and last_stats["model_ms_p50"],
            "model_batch_mean": last_stats and last_stats["model_batch_mean"],
+           "model_ms_p99": last_stats and last_stats["model_ms_p99"],
+           "answer_ms_p50": last_stats and last_stats["answer_ms_p50"],
+           "answer_ms_p99": last_stats and last_stats["answer_ms_p99"],
+           "shed_windows": d("shed_windows"), "late_answers": d("late_answers"),
+           "superseded_windows": d("superseded_windows"),
            "skipped_ticks": d("skipped_ticks"), "kinds": kinds}
     row["ok"] = bool(row["rate_min"] >= 0.99 * RATE and row["fallback_share"] is not None
                      and row["fallback_share"] <= 0.01)

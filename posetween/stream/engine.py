@@ -59,7 +59,7 @@ from .config import EngineConfig
 from .frames import FALLBACK, INTERPOLATED, KEYFRAME, PREDICTED, Keyframe, OutputPose
 from .guard import Guard
 from .stats import RateLimitedLog, Stats
-from .track import Track
+from .track import Track, evaluate
 from .validate import InputError, check_seq, check_stream_id, check_time, to_model_pose
 from .window import DROP, RESTART, START, StreamWindow
 
@@ -613,9 +613,8 @@ class Engine:
     def latest_start(self) -> float | None:
         """Engine-clock time by which :meth:`process` must start to answer the earliest waiting
         window in time, among those a call starting now would still answer in time (None: no
-        such window waits; a window that cannot be saved does not cut the batch). An input
-        loop that takes many keyframes before it runs the model stops taking them then
-        (service.py)."""
+        such window waits; a window that cannot be saved does not cut the batch). The service's
+        input thread, taking a burst, tells its model thread to start then (service.py)."""
         with self._lock:
             return self._latest_start([j for j in self._jobs if not j.done], DEFER_MARGIN_S, self.now())
 
@@ -763,19 +762,24 @@ class Engine:
                         + [j for j in self._stale if not j.done and j.deadline + self.cfg.budget_s < now])
 
     def _render_at(self, tau: float) -> list[OutputPose]:
-        out = []
         tol = 0.4995 / self.cfg.rate   # one output frame per keyframe, even with float noise
-        for sid, st in self._streams.items():
+        shown = []
+        for st in self._streams.values():
             lag = st.lag.advance(tau)
             if lag is None:
                 continue
-            t = tau - lag
-            w = st.window
-            r = st.track.render(t, self.cfg.max_gap_intervals * w.interval(), tol)
-            if r is None:
-                continue
-            xy, conf, kind, seg = r
-            out.append(OutputPose(sid, st.seq_out, t, kind, xy.astype(np.float32), conf.astype(np.float32), seg))
+            b = st.track.locate(tau - lag, self.cfg.max_gap_intervals * st.window.interval(), tol)
+            if b is not None:
+                shown.append((st, b))
+        if not shown:
+            return []
+        # Every stream's pose in one evaluation (the per-stream work above is scalar only).
+        xy, conf = evaluate([b for _, b in shown])
+        xy32, conf32 = xy.astype(np.float32), conf.astype(np.float32)
+        out = []
+        for i, (st, b) in enumerate(shown):
+            st.track.shown(b, xy[i], conf[i])
+            out.append(OutputPose(st.window.id, st.seq_out, b.t, b.kind, xy32[i], conf32[i], b.left.seg))
             st.seq_out += 1
         self._frames_total += len(out)
         return out
@@ -810,10 +814,15 @@ class Engine:
         with self._lock:
             return list(self._streams)
 
+    def waiting(self) -> int:
+        """How many windows wait for the model."""
+        with self._lock:
+            return sum(not j.done for j in self._jobs)
+
     def snapshot(self) -> dict:
         """The live counters (what the service publishes on the ``stats`` topic)."""
         with self._lock:
-            extra = {"streams": len(self._streams), "pending_windows": sum(not j.done for j in self._jobs)}
+            extra = {"streams": len(self._streams), "pending_windows": self.waiting()}
         return self.stats.snapshot(**extra)
 
     def push_frame(self, camera: str, capture_time: float, xy, conf=None, layout: str | None = None,
