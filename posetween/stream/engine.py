@@ -57,7 +57,7 @@ import numpy as np
 from .clock import Lag, TickClock
 from .config import EngineConfig
 from .frames import FALLBACK, INTERPOLATED, KEYFRAME, PREDICTED, Keyframe, OutputPose
-from .guard import Guard
+from .guard import Guard, score_many
 from .stats import RateLimitedLog, Stats
 from .track import Track, evaluate
 from .validate import InputError, check_seq, check_stream_id, check_time, to_model_pose
@@ -205,6 +205,7 @@ class Engine:
         self._jobs: deque[_Job] = deque()
         self._inflight: list[_Job] = []
         self._stale: list[_Job] = []      # windows too late for the model, waiting for their fallback
+        self._observed: list[tuple] = []  # keyframes for the guards to compare, all at the next answers
         self._max_jobs = 4 * self.cfg.max_streams
         self._lock = threading.RLock()
         self._work = threading.Condition(self._lock)
@@ -271,7 +272,11 @@ class Engine:
                 self._cancel(stream_id)
                 st.lag = Lag(self.cfg.max_lag_slew)    # perhaps another clock, or another delay
             if self.cfg.guard and d.action not in (START, RESTART):
-                st.guard.observe(st.window.segment, t, xy19, conf19)
+                prediction = st.guard.take(st.window.segment, t)
+                if prediction is not None:
+                    self._observed.append((st.guard, prediction, t, xy19, conf19))
+                    if len(self._observed) >= self._max_jobs:    # bounded, whatever the caller does
+                        self._score_guards()
             st.window.add(Keyframe(t, xy19, conf19, seq, now), d, segment)
             if d.first is not None:
                 st.track.note_keyframe(d.first.time)
@@ -414,6 +419,13 @@ class Engine:
                                MAX_EXTRAPOLATION)
         for job, p in zip(jobs, poses):
             self._resolve(job, fallback=p)
+
+    def _score_guards(self) -> None:
+        """The guards' comparisons of the keyframes pushed since the last answers, all at once:
+        a stream's trust is needed only when its next answer is merged."""
+        if self._observed:
+            score_many(self._observed)
+            self._observed = []
 
     def _curves(self, batch: list[_Job], arrays: list[np.ndarray]) -> dict[int, np.ndarray]:
         """The guard's curve (the fallback's poses) of the batch's windows that get their
@@ -576,6 +588,7 @@ class Engine:
         with self._lock:
             # No answer within the budget: the fallback (once); a late answer comes after it.
             self._fall_back(late + [j for j in batch if out is None or done > j.deadline])
+            self._score_guards()
             curves = self._curves(batch, arrays) if out is not None and self.cfg.guard else {}
             for i, job in enumerate(batch):
                 if out is None:
@@ -613,8 +626,9 @@ class Engine:
     def latest_start(self) -> float | None:
         """Engine-clock time by which :meth:`process` must start to answer the earliest waiting
         window in time, among those a call starting now would still answer in time (None: no
-        such window waits; a window that cannot be saved does not cut the batch). The service's
-        input thread, taking a burst, tells its model thread to start then (service.py)."""
+        such window waits; a window that cannot be saved does not cut the batch). An input
+        loop that takes many keyframes before it runs the model stops taking them then
+        (service.py)."""
         with self._lock:
             return self._latest_start([j for j in self._jobs if not j.done], DEFER_MARGIN_S, self.now())
 
@@ -814,15 +828,10 @@ class Engine:
         with self._lock:
             return list(self._streams)
 
-    def waiting(self) -> int:
-        """How many windows wait for the model."""
-        with self._lock:
-            return sum(not j.done for j in self._jobs)
-
     def snapshot(self) -> dict:
         """The live counters (what the service publishes on the ``stats`` topic)."""
         with self._lock:
-            extra = {"streams": len(self._streams), "pending_windows": self.waiting()}
+            extra = {"streams": len(self._streams), "pending_windows": sum(not j.done for j in self._jobs)}
         return self.stats.snapshot(**extra)
 
     def push_frame(self, camera: str, capture_time: float, xy, conf=None, layout: str | None = None,

@@ -63,23 +63,43 @@ class Guard:
     def observe(self, segment: int, t: float, xy: np.ndarray, conf: np.ndarray) -> float | None:
         """A new keyframe of the stream: compare the two continuations with it; returns the log
         ratio it added (None: nothing to compare)."""
+        p = self.take(segment, t)
+        return None if p is None else score_many([(self, p, t, xy, conf)])[0]
+
+    def take(self, segment: int, t: float) -> Prediction | None:
+        """The prediction a new keyframe of the stream at ``t`` is compared with (None: none
+        to compare), taken: :func:`score_many` then compares it, with many others at once."""
         p, self.pending = self.pending, None
-        if p is None or p.segment != segment or not t > p.times[-1]:
+        if p is None or p.segment != segment or not t > p.times[-1] or not p.times[-1] > p.times[-2]:
             return None
-        span = p.times[-1] - p.times[-2]
-        if not span > 0:
-            return None
-        # Both continuations at once: (2, 19, 2), the model's first. (Few array operations: this
-        # runs for every keyframe of every stream.)
-        last, before = p.pair[:, -1], p.pair[:, -2]
-        both = last + ((t - p.times[-1]) / span) * (last - before)
-        ok = (conf >= MIN_CONF) & np.isfinite(both.sum(0) + xy).all(-1)
-        if ok.sum() < MIN_JOINTS:
-            return None
-        seen = xy[ok]
-        d = both[:, ok] - seen
-        e_model, e_curve = np.sqrt((d * d).sum(-1)).mean(-1).tolist()
-        floor = 1e-3 * (float((seen.max(0) - seen.min(0)).max()) + 1e-9)     # both on the keyframe: a tie
-        ratio = min(max(math.log((e_model + floor) / (e_curve + floor)), -2.0), 2.0)
-        self.score += SMOOTHING * (ratio - self.score)
-        return ratio
+        return p
+
+
+def score_many(observations: list[tuple[Guard, Prediction, float, np.ndarray, np.ndarray]]) -> list[float | None]:
+    """Each guard's comparison of its prediction with the keyframe ``(t, xy (19, 2), conf (19,))``
+    that followed it, for many streams at once (the engine compares a burst's keyframes in one
+    go: a few array operations per keyframe would cost the input more than the rest of a push).
+    Updates each guard's score; returns the log ratios added (None: too few joints seen)."""
+    guards, preds, t, xy, conf = zip(*observations)
+    times = np.array([p.times for p in preds])                 # (N, 2)
+    pair = np.stack([p.pair for p in preds])                   # (N, 2, 2, 19, 2)
+    xy, conf = np.stack(xy), np.stack(conf)
+    last, before = pair[:, :, -1], pair[:, :, -2]              # (N, 2, 19, 2)
+    step = (np.array(t) - times[:, 1]) / (times[:, 1] - times[:, 0])
+    both = last + step[:, None, None, None] * (last - before)  # both continuations at t, the model's first
+    ok = (conf >= MIN_CONF) & np.isfinite(both.sum(1) + xy).all(-1)          # (N, 19)
+    n = ok.sum(-1)
+    d = both - xy[:, None]
+    err = np.where(ok[:, None], np.sqrt((d * d).sum(-1)), 0.0).sum(-1) / np.maximum(n, 1)[:, None]   # (N, 2)
+    extent = (np.where(ok[..., None], xy, -np.inf).max(1) - np.where(ok[..., None], xy, np.inf).min(1)).max(-1)
+    with np.errstate(invalid="ignore"):     # (rows with no joint seen: not counted below)
+        floor = 1e-3 * (extent + 1e-9)      # both on the keyframe: a tie
+        ratio = np.clip(np.log((err[:, 0] + floor) / (err[:, 1] + floor)), -2.0, 2.0)
+    out = []
+    for g, r, seen in zip(guards, ratio.tolist(), n.tolist()):
+        if seen < MIN_JOINTS:
+            out.append(None)
+            continue
+        g.score += SMOOTHING * (r - g.score)
+        out.append(r)
+    return out

@@ -1,21 +1,20 @@
 """The ZeroMQ service around the engine: keyframes in on a SUB socket, poses out on a PUB socket.
 
-Three threads share one :class:`~posetween.stream.engine.Engine`:
+Two threads share one :class:`~posetween.stream.engine.Engine`:
 
-* input: receives, decodes (``wire.py``) and pushes every keyframe as it comes, drops bad
-  ones (counted). It never waits for the model, so each keyframe is stamped when it arrives
-  (a keyframe taken after a model call would look late by the call, and get less time);
-* model: runs the model on the windows waiting (one batched call), holding the call while a
-  burst is being taken (one camera's people, synchronised cameras) until the earliest window
-  taken can wait no longer; the batch runs on both cores from ``wide_batch`` windows
-  (``parallel.py``);
+* input: receives, decodes (``wire.py``) and pushes every keyframe waiting, drops bad ones
+  (counted), then runs the model on the windows they completed (one batch) -- no hand-over
+  to another thread between a keyframe's arrival and its model call. It stops taking
+  keyframes for the model earlier when the earliest window taken can wait no longer (a
+  synchronised burst, or spread streams arriving closer than the coalescing wait); the
+  batch runs on both cores from ``wide_batch`` windows (``parallel.py``);
 * output: sleeps until each output tick, renders, publishes poses, and the ``stats`` topic.
   It never waits for the model: a window not answered within the budget falls back.
 
 Both sockets bind (loopback unless ``allow_remote``): detectors connect PUB sockets to the
 input, consumers connect SUB sockets to the output.
 
-The threads share the GIL. Python's default switch interval (5 ms) would let the input
+The two threads share the GIL. Python's default switch interval (5 ms) would let the input
 thread hold the output thread past its tick by up to that long, which shows up directly as
 output delay; the service sets it to ``switch_interval`` (0.5 ms) for the process, and the
 output thread sends a tick's messages in a turn of its own (:class:`Turns`). A full garbage
@@ -26,6 +25,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import sys
 import threading
 import time
@@ -44,20 +44,20 @@ from .validate import InputError
 log = logging.getLogger("posetween.serve")
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
-DRAIN_MAX = 256          # messages taken per input round (then the monitor, the output's turn)
+DRAIN_MAX = 256          # messages taken per input round before the model runs
 COALESCE_MS = 1          # ... waiting this long for more after the last (a batch that arrives together)
 YIELD_S = 0.002          # the input thread's pause while the output is behind
 
 
 class Turns:
-    """The output thread's sends in one turn, the input and model threads' work in short turns between.
+    """The output thread's sends in one turn, the input thread's work in short turns between.
 
     Sending a message releases the GIL (pyzmq), and a thread that wants it back waits until
     the holder's switch interval runs out: with the input thread busy, each of a tick's sends
     would wait that long (0.5 ms), and 100 streams' poses would take 50 ms a tick instead of
-    one. So the other threads do their work in turns (a keyframe; the Python part of a model
-    call, not the model itself, which releases the GIL) and wait while the output thread
-    sends a tick's messages; the output thread waits at most for the work in hand. It
+    one. So the input thread does its work in turns (a keyframe; the Python part of a model
+    call, not the model itself, which releases the GIL) and waits while the output thread
+    sends a tick's messages; the output thread waits at most for the keyframe in hand. It
     renders and encodes outside its turn (the engine's lock and the GIL share that time)."""
 
     def __init__(self):
@@ -151,9 +151,6 @@ class Service:
         self._disconnect_log = RateLimitedLog(log, every=10.0)
         self._output_behind = threading.Event()
         self._turns = Turns()
-        self._model_cv = threading.Condition(threading.Lock())   # wakes the model thread
-        self._taking = False      # the input thread is taking keyframes (a burst may be coming in) ...
-        self._hurry = False       # ... and the earliest window taken can wait no longer
 
     # ------------------------------------------------------------ life
 
@@ -195,7 +192,6 @@ class Service:
         gc.freeze()
         self._threads = [
             threading.Thread(target=self._input_loop, args=(sub, monitor), name="posetween-input", daemon=True),
-            threading.Thread(target=self._model_loop, name="posetween-model", daemon=True),
             threading.Thread(target=self._output_loop, args=(pub,), name="posetween-output", daemon=True),
         ]
         for t in self._threads:
@@ -251,9 +247,38 @@ class Service:
             while not self._stop.is_set():
                 if self._output_behind.is_set():   # let the output thread catch up first
                     time.sleep(YIELD_S)
-                events = dict(poller.poll(50))
+                due = engine.due()    # windows held for a larger call (defer_batches) wake the loop
+                wait = 50 if due is None else min(50, max(0, math.ceil((due - engine.now()) * 1000)))
+                events = dict(poller.poll(wait))
                 if sub in events:
-                    self._drain(sub)
+                    taken = 0
+                    latest = None    # when the model must run for the earliest window taken (None: no hurry)
+                    while taken < DRAIN_MAX:   # then run the model, even under a flood
+                        try:
+                            frame = sub.recv(zmq.NOBLOCK, copy=False)
+                        except zmq.Again:
+                            # Keyframes that arrive together (one camera's people, synchronised
+                            # cameras) come a few at a time: wait a moment for the rest, so that
+                            # the model answers them in one call -- while the windows taken can wait.
+                            if (taken and latest is not None and latest - engine.now() > COALESCE_MS / 1000
+                                    and sub.poll(COALESCE_MS)):
+                                continue
+                            break
+                        taken += 1
+                        now = engine.now()
+                        with self._turns.worker():
+                            self._take(frame, now)
+                            latest = engine.latest_start()
+                        # A burst, or arrivals spread closer than the coalescing wait, would keep
+                        # this loop taking keyframes past the earliest window's deadline: run the
+                        # model on what is here when that window can wait no longer -- but not for
+                        # a few windows while more wait in the socket (a call of a window or two
+                        # costs nearly as much as one of many: under load, a cut after each
+                        # keyframe would leave the model further behind).
+                        if latest is not None and latest <= engine.now() and taken >= engine.cfg.wide_batch:
+                            break
+                with self._turns.worker():
+                    engine.process(during_model=self._turns.released())
                 if monitor in events:
                     event = recv_monitor_message(monitor)
                     # Counted as what they are: connections opened and closed. ZeroMQ does not
@@ -278,65 +303,6 @@ class Service:
             sub.disable_monitor()
             monitor.close(0)
             sub.close(0)
-
-    def _drain(self, sub: zmq.Socket) -> None:
-        """Take every keyframe waiting (at most DRAIN_MAX, so that a flood still lets the loop
-        see its monitor and yield to the output), each stamped with the time it was taken."""
-        engine = self.engine
-        self._tell_model(taking=True)
-        try:
-            for _ in range(DRAIN_MAX):
-                try:
-                    frame = sub.recv(zmq.NOBLOCK, copy=False)
-                except zmq.Again:
-                    # Keyframes that arrive together (one camera's people, synchronised
-                    # cameras) come a few at a time: wait a moment for the rest, so that the
-                    # model answers them in one call.
-                    if sub.poll(COALESCE_MS):
-                        continue
-                    break
-                now = engine.now()
-                with self._turns.worker():
-                    self._take(frame, now)
-                    latest = engine.latest_start()   # None: no window taken can still be answered in time
-                # The model thread waits for the rest of a burst, or for arrivals spread closer
-                # than the coalescing wait, until the earliest window taken can wait no longer
-                # -- and then still for more than a few windows (a call of a window or two costs
-                # nearly as much as one of many: under load, a call for every keyframe would
-                # leave the model further behind). Told only then: waking it for every keyframe
-                # would pass the GIL back and forth.
-                if latest is not None and latest <= engine.now() and engine.waiting() >= engine.cfg.wide_batch:
-                    self._tell_model(taking=True, hurry=True)
-        finally:
-            self._tell_model(taking=False)
-
-    def _tell_model(self, taking: bool, hurry: bool = False) -> None:
-        with self._model_cv:
-            self._taking = taking
-            self._hurry = self._hurry or hurry
-            self._model_cv.notify()
-
-    def _model_loop(self) -> None:
-        """Runs the model on the waiting windows, one batched call at a time, while the input
-        thread goes on taking keyframes (each stamped when it is taken, not after a call)."""
-        engine = self.engine
-        try:
-            while not self._stop.is_set():
-                with self._model_cv:      # (the input thread's news cannot come between check and wait)
-                    if self._taking and not self._hurry:   # a burst is coming in
-                        self._model_cv.wait(0.05)
-                        continue
-                    self._hurry = False
-                    now = engine.now()
-                    due = engine.due(now)   # later than now: windows held for a larger call (defer_batches)
-                    if due is None or due > now:
-                        self._model_cv.wait(0.05 if due is None else min(due - now, 0.05))
-                        continue
-                with self._turns.worker():
-                    engine.process(during_model=self._turns.released())
-        except Exception:
-            log.exception("model loop failed")
-            self._stop.set()
 
     def _take(self, frame: zmq.Frame, now: float) -> None:
         """Decode one input message and give it to the engine (bad ones are counted)."""

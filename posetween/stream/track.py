@@ -61,13 +61,13 @@ def evaluate(brackets: list[Bracket]) -> tuple[np.ndarray, np.ndarray]:
     stream of a tick in one evaluation instead of a few small array operations per stream."""
     w = np.array([b.w for b in brackets])
     xy = _mix(np.stack([b.left.xy for b in brackets]), np.stack([b.right.xy for b in brackets]), w[:, None, None])
-    conf = _mix(np.stack([b.left.conf for b in brackets]), np.stack([b.right.conf for b in brackets]), w[:, None])
-    return xy, conf
+    ca = np.stack([b.left.conf for b in brackets])
+    return xy, ca + w[:, None] * (np.stack([b.right.conf for b in brackets]) - ca)   # (confidences: never NaN)
 
 
 def _lerp(a: Sample, b: Sample, t: float) -> tuple[np.ndarray, np.ndarray]:
     w = _weight(a, b, t)
-    return _mix(a.xy, b.xy, w), _mix(a.conf, b.conf, w)
+    return _mix(a.xy, b.xy, w), a.conf + w * (b.conf - a.conf)
 
 
 def _fades(u: np.ndarray) -> np.ndarray:
