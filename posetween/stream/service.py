@@ -365,7 +365,7 @@ class Service:
                 self._output_behind.set() if behind else self._output_behind.clear()
                 poses = engine.render(fresh=True)
                 published = time.time()
-                messages = [wire.encode_pose(p, published) for p in poses]
+                messages = wire.encode_poses(poses, published)
                 messages += camera_messages(poses, published)
                 with self._turns.output():
                     for msg in messages:

@@ -70,6 +70,12 @@ def _lerp(a: Sample, b: Sample, t: float) -> tuple[np.ndarray, np.ndarray]:
     return _mix(a.xy, b.xy, w), a.conf + w * (b.conf - a.conf)
 
 
+def _zero_nan(a: np.ndarray) -> np.ndarray:
+    """``a`` with its NaN (a joint missing on one side) 0: np.nan_to_num's checks cost more
+    than the arithmetic here (twice per merge), and poses are never infinite."""
+    return np.where(np.isnan(a), 0.0, a)
+
+
 def _fades(u: np.ndarray) -> np.ndarray:
     """1 at u <= 0 falling smoothly (smoothstep) to 0 at u >= 1, elementwise."""
     u = np.clip(u, 0.0, 1.0)
@@ -123,7 +129,7 @@ class Track:
             # there: continue from what was shown and fade the difference out.
             te = last.t
             v = self._value(cand, te)
-            delta = np.nan_to_num(last.xy - v[0]) if v is not None else np.zeros_like(last.xy)
+            delta = _zero_nan(last.xy - v[0]) if v is not None else np.zeros_like(last.xy)
             past = [s for s in cand if s.t < te - EPS]
             future = [s for s in cand if s.t > te + EPS]     # (new samples only: those kept are before t_s)
             kind = future[0].kind if future else new[-1].kind
@@ -138,7 +144,7 @@ class Track:
             # Replacing samples not shown yet (a prediction corrected by the real keyframe):
             # start from the old trajectory at t_s and fade to the new one.
             old_xy, _ = _lerp(keep[-1], removed[0], t_s)
-            delta = np.nan_to_num(old_xy - new[0].xy)
+            delta = _zero_nan(old_xy - new[0].xy)
             xy += delta * _fades((times - t_s) / blend_s)[:, None, None]
         if len(cand) > self.max_samples:
             cand = cand[-self.max_samples:]

@@ -225,21 +225,37 @@ def decode_input(msg: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> KeyframeMess
 # ---------------------------------------------------------------- poses and stats (output)
 
 def encode_pose(pose: OutputPose, published: float) -> bytes:
-    body = {"v": VERSION, **_pose_fields(pose), "pub": float(published)}
-    return POSE_PREFIX + pose.stream.encode("ascii") + SEP + msgpack.packb(body, use_bin_type=True)
+    return encode_poses([pose], published)[0]
 
 
-def _pose_fields(pose: OutputPose) -> dict:
+def encode_poses(poses: list[OutputPose], published: float) -> list[bytes]:
+    """:func:`encode_pose` of many (an output tick's), their joints made lists in one go."""
+    pub = float(published)
+    return [POSE_PREFIX + p.stream.encode("ascii") + SEP
+            + msgpack.packb({"v": VERSION, **_pose_fields(p, xy, conf), "pub": pub}, use_bin_type=True)
+            for p, xy, conf in zip(poses, *_joint_lists(poses))]
+
+
+def _joint_lists(poses: list[OutputPose]) -> tuple[list, list]:
+    """Every pose's ``xy`` and ``conf`` as flat lists of floats (one conversion for all: per
+    pose, they cost more than the rest of its message)."""
+    if not poses:
+        return [], []
+    n = len(poses)
+    xy = np.array([p.xy for p in poses], np.float64).reshape(n, -1).tolist()
+    return xy, np.array([p.conf for p in poses], np.float64).reshape(n, -1).tolist()
+
+
+def _pose_fields(pose: OutputPose, xy: list, conf: list) -> dict:
     return {"stream": pose.stream, "seq": pose.seq, "t": float(pose.time), "kind": pose.kind,
-            "segment": pose.segment, "layout": pose.layout,
-            "xy": np.asarray(pose.xy, np.float64).reshape(-1).tolist(),
-            "conf": np.asarray(pose.conf, np.float64).reshape(-1).tolist()}
+            "segment": pose.segment, "layout": pose.layout, "xy": xy, "conf": conf}
 
 
 def encode_camera_frame(camera: str, poses, published: float) -> bytes:
     """Every person of one camera at one output tick: topic ``frame/<camera>``, ``people`` a list
     of pose maps (the per-person message's fields, plus ``id``: the person part of the stream)."""
-    people = [{"id": p.stream.partition("/")[2], **_pose_fields(p)} for p in poses]
+    people = [{"id": p.stream.partition("/")[2], **_pose_fields(p, xy, conf)}
+              for p, xy, conf in zip(poses, *_joint_lists(poses))]
     body = {"v": VERSION, "camera": camera, "pub": float(published), "people": people}
     return FRAME_PREFIX + camera.encode("ascii") + SEP + msgpack.packb(body, use_bin_type=True)
 
