@@ -10,8 +10,8 @@ Beside the model, the same service with ``--linear-only`` (every window linear: 
 cost), the ceiling the service itself sets (decoding, rendering, sending).
 
 The service runs as a subprocess; the streams are published by a second subprocess, and this
-process subscribes to the output (raw frames, only the fields it needs, so that the
-measurement costs the machine little).
+process subscribes to the output (it only keeps the raw messages while measuring, and reads
+them afterwards, so that the measurement costs the machine little).
 
     python benchmarks/capacity.py --seconds 6 --json out/capacity.json --plot docs/capacity.png
 """
@@ -19,11 +19,12 @@ measurement costs the machine little).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import multiprocessing as mp
 import os
 import platform
-import struct
+import shlex
 import subprocess
 import sys
 import threading
@@ -46,6 +47,7 @@ FPS, RATE = 15.0, 120.0
 def publish(address: str, n: int, fps: float, synchronised: bool, seconds: float) -> None:
     """Publish n streams (a subprocess: its own interpreter, its own GIL)."""
     from posetween.stream.client import PosePublisher
+    gc.disable()   # (see run_one)
     base = [pose(0.0, i) for i in range(n)]
     with PosePublisher(address) as pub:
         start = time.time() + 0.05
@@ -63,18 +65,25 @@ def publish(address: str, n: int, fps: float, synchronised: bool, seconds: float
             k[i] += 1
 
 
-_PUB_TAIL = b"\xa3pub\xcb"     # msgpack: the key "pub", then a float64 (the pose message's last field)
-
-
-def _stream_pub_kind(topic: bytes, body: bytes) -> tuple[str, float, str]:
-    """A pose message's stream, publish time and kind without decoding its joints (12,000
-    messages a second at 100 streams: the measurement should cost the machine little)."""
-    i = body.find(b"\xa4kind")
-    if body[-13:-8] == _PUB_TAIL and i >= 0 and 0xa0 <= body[i + 5] <= 0xbf:
-        kind = body[i + 6:i + 6 + body[i + 5] - 0xa0].decode()
-        return topic[5:].decode(), struct.unpack(">d", body[-8:])[0], kind
-    m = msgpack.unpackb(body)
-    return m["stream"], m["pub"], m["kind"]
+def _tally(received: list[tuple[float, bytes]], since: float):
+    """The messages that arrived from ``since``: each stream's publish times, the poses of each
+    kind, the first and last stats. (Reading them while measuring would cost a tenth of a core
+    at 100 streams, on the service's two.)"""
+    frames: dict[str, list[float]] = {}
+    kinds: dict[str, int] = {}
+    first_stats = last_stats = None
+    for now, msg in received:
+        if now < since:
+            continue
+        topic, _, body = msg.partition(b"\0")
+        if topic == b"stats":
+            last_stats = msgpack.unpackb(body)
+            first_stats = first_stats or last_stats
+        elif topic.startswith(b"pose/"):
+            m = msgpack.unpackb(body)
+            frames.setdefault(m["stream"], []).append(m["pub"])
+            kinds[m["kind"]] = kinds.get(m["kind"], 0) + 1
+    return frames, kinds, first_stats, last_stats
 
 
 def run_one(args, n: int, synchronised: bool, linear_only: bool) -> dict:
@@ -86,6 +95,7 @@ def run_one(args, n: int, synchronised: bool, linear_only: bool) -> dict:
         cmd += ["--model", args.model]
     if linear_only:
         cmd.append("--linear-only")
+    cmd += shlex.split(args.serve_args)
     proc = subprocess.Popen(cmd, cwd=REPO, stderr=subprocess.PIPE, text=True)
     log: list[str] = []
     threading.Thread(target=lambda: log.extend(iter(proc.stderr.readline, "")), daemon=True).start()
@@ -105,32 +115,23 @@ def run_one(args, n: int, synchronised: bool, linear_only: bool) -> dict:
         publisher.start()
         t_measure = time.time() + args.warmup
         t_end = t_measure + args.seconds
-        frames: dict[str, list[float]] = {}
-        kinds: dict[str, int] = {}
-        first_stats = last_stats = None
-        while time.time() < t_end:
-            if not sub.poll(100):
-                continue
-            msg = sub.recv()
-            topic, _, body = msg.partition(b"\0")
-            now = time.time()
-            if topic == b"stats":
-                if now >= t_measure:
-                    s = msgpack.unpackb(body)
-                    first_stats = first_stats or s
-                    last_stats = s
-                continue
-            if now < t_measure or not topic.startswith(b"pose/"):
-                continue
-            stream, published, kind = _stream_pub_kind(topic, body)
-            frames.setdefault(stream, []).append(published)
-            kinds[kind] = kinds.get(kind, 0) + 1
+        received = []    # (arrival, message): read after the measurement, not while the service runs
+        # No garbage collection meanwhile (nothing here makes cycles): a full one over the
+        # messages kept would hold a core for tens of milliseconds.
+        gc.disable()
+        while (now := time.time()) < t_end:
+            try:
+                received.append((now, sub.recv(zmq.NOBLOCK)))
+            except zmq.Again:
+                sub.poll(100)
+        gc.enable()
         publisher.join(10)
     finally:
         sub.close(0)
         ctx.term()
         proc.terminate()
         proc.wait(20)
+    frames, kinds, first_stats, last_stats = _tally(received, t_measure)
     rates = [len(v) / args.seconds for v in frames.values()]
     stall = max((float(np.diff(v).max()) for v in frames.values() if len(v) > 1), default=float("inf"))
     d = lambda key: (last_stats[key] - first_stats[key]) if first_stats and last_stats else 0
@@ -207,6 +208,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="model file (default: the shipped default model)")
     p.add_argument("--backend", default="auto")
+    p.add_argument("--serve-args", default="", help="more options for posetween serve, e.g. '--wide-batch 8'")
     p.add_argument("--counts", type=int, nargs="+", default=[8, 16, 32, 48, 64, 80, 100, 128, 160])
     p.add_argument("--patterns", nargs="+", default=["spread", "synchronised"])
     p.add_argument("--modes", nargs="+", default=["model", "linear"])
