@@ -39,7 +39,7 @@ def mpjpe_ratio(eval_dir: Path, stem: str, fps: str, method: str, base: str) -> 
 
 def ratio(eval_dir: Path, stem: str, fps: str, method: str, base: str) -> str:
     value = mpjpe_ratio(eval_dir, stem, fps, method, base)
-    return "n/a" if value is None else f"{value:.2f}"
+    return "(not measured for this model)" if value is None else f"{value:.2f}"
 
 
 def by_fps(result: dict) -> dict[str, dict]:
@@ -290,8 +290,10 @@ def main() -> None:
         "Imported with `make data` (`scripts/build_data.sh`: one subset per source in `data/multi.h5`). "
         "Bandai, the CMU sets and HDM05's bd/bk/dg are split by take (a stable hash of each take's "
         "name): 85% train, 5% validation, 10% test; CMU subject 131, HDM05's actors mm and tr and the "
-        "ballroom set are kept out of training entirely (`configs/default.yaml`). Training windows "
-        "project the 3D motion through random virtual cameras, at random input rates from 3.5 to 30 fps (to 60 fps in stage 13) "
+        "ballroom set are kept out of training entirely (`configs/default.yaml`); the ballroom set's hand "
+        "points are its wrists (the point its notes name the left hand is a forearm marker, "
+        "`MUSIC2DANCE_SOURCES` in `posetween/training/build_data.py`). Training windows "
+        "project the 3D motion through random virtual cameras, at random input rates from 3.5 to 30 fps (to 60 fps from stage 13) "
         "with timestamp jitter and dropped frames, with keyframe noise, outliers, missing joints and "
         "left/right flips; from stage 12 on also with another skeleton per window (where mid-hip, hips, "
         "neck, head, hands and toes sit; bone lengths and proportions), the input layouts of COCO-17, "
@@ -302,7 +304,7 @@ def main() -> None:
         "## Training", "",
         "```", "make data", "make train   # = bash scripts/train_default.sh: the stages below, then ships the model",
         "```", "",
-        "Thirteen stages of `posetween train --config configs/default.yaml` (the script has the exact "
+        "Fourteen stages of `posetween train --config configs/default.yaml` (the script has the exact "
         "commands), each from the best weights of the one before. Stages 1 to 11 trained on Bandai alone: "
         "8000 steps from scratch (3 encoder "
         "+ 3 decoder layers, one process of 256 windows a step); a warm restart at half the learning "
@@ -317,7 +319,9 @@ def main() -> None:
         "then a longer one, 15000 steps from 1e-4 with 80% noisy; then the same again, 12000 steps, and once more, 15000 steps. "
         "Stage 12 went on from there on every training source with the skeleton, layout, occlusion and "
         "detector-noise augmentations (60% noisy windows): 12000 steps from a learning rate of 2e-4. Stage 13: input rates up to 60 fps and the CMU "
-        "and HDM05 sources weighted up further (3 and 4), 12000 steps from 1.5e-4. "
+        "and HDM05 sources weighted up further (3 and 4), 12000 steps from 1.5e-4. Stage 14: mid-hip and "
+        "hand points also placed in absolute terms (mid-hip up to 40 % of the way to the shoulders, hand "
+        "up to 40 % of a forearm past the wrist), 10000 steps from 1e-4. "
         f"Hardware: 2-core VMs, one thread a process: {ckpt.get('hardware', 'not recorded')} for the "
         "last stage, AMD EPYCs for stages 1 and 8 to 11 and an Intel Xeon for stages 2 to 7. "
         f"Time: {hours:.2f} h of training in all, {ckpt.get('step', '?')} steps of 256 windows (each "
