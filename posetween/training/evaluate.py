@@ -214,6 +214,13 @@ def run_model(model: PoseTween, w: Windows, chunk: int = 1024) -> np.ndarray:
     return np.concatenate(outs)
 
 
+def in_chunks(method, w: Windows, n: int = 4096) -> np.ndarray:
+    """``method(key_xy, key_conf, key_time, query_time)`` over the windows n at a time: a
+    per-joint curve's (windows, queries, keyframes, joints) terms are large."""
+    return np.concatenate([method(w.key_xy[i:i + n], w.key_conf[i:i + n], w.key_time[i:i + n], w.query_time[i:i + n])
+                           for i in range(0, len(w.key_xy), n)])
+
+
 def run_method(name: str, model: PoseTween | None, w: Windows) -> np.ndarray:
     t = lambda a: torch.as_tensor(a, dtype=torch.float64)
     if name == "model":
@@ -222,10 +229,8 @@ def run_method(name: str, model: PoseTween | None, w: Windows) -> np.ndarray:
         return baselines.cubic(w.key_xy, w.key_conf, w.key_time, w.query_time)
     if name == "linear":
         return baselines.linear(t(w.key_xy), t(w.key_conf), t(w.key_time), t(w.query_time)).numpy()
-    if name == "curve":      # in chunks: its (windows, joints, queries, keyframes) terms are large
-        n = 4096
-        return np.concatenate([baselines.curve(t(w.key_xy[i:i + n]), t(w.key_conf[i:i + n]), t(w.key_time[i:i + n]),
-                                               t(w.query_time[i:i + n])).numpy() for i in range(0, len(w.key_xy), n)])
+    if name == "curve":
+        return in_chunks(lambda *a: baselines.curve(*map(t, a)).numpy(), w)
     if name == "constant_velocity":
         return baselines.constant_velocity(t(w.key_xy), t(w.key_conf), t(w.key_time), t(w.query_time)).numpy()
     if name == "one_euro":   # filtered keyframes, then linear (constant velocity past the newest)
@@ -238,7 +243,7 @@ def guarded(model_out: np.ndarray, w: Windows) -> np.ndarray:
     """The model's answers as the streaming engine's guard passes them on: along each track, in
     order, the guard compares the previous answer and the engine's fallback curve with each new
     keyframe and shows ``curve + trust * (model - curve)`` (``Engine._guarded``)."""
-    curve = fallback_batch(w.key_xy, w.key_conf, w.key_time, w.query_time, MAX_EXTRAPOLATION)
+    curve = in_chunks(lambda *a: fallback_batch(*a, MAX_EXTRAPOLATION), w)
     out = model_out.copy()
     for track in np.unique(w.track):
         guard = Guard()
