@@ -114,6 +114,34 @@ def test_set_names_what_it_cannot_override(tiny_config, tmp_path):
         train_cli(tiny_config, tmp_path, "x", "--set", "model.ff")
 
 
+def test_relative_loss_weighs_every_window_alike():
+    """Two windows, linear 0.01 and 0.1 torso lengths off; the model adds 0.01 to the first.
+    Plain MPJPE barely notices (the fast window rules it); the relative loss doubles the first
+    window's share, and equals linear's error where the model is linear."""
+    from posetween.training.train import mpjpe, relative_mpjpe
+    target = torch.zeros(2, 3, NUM_JOINTS, 2)
+    torso = torch.ones(2)
+    linear = target.clone()
+    linear[0, ..., 0], linear[1, ..., 0] = 0.01, 0.1
+    worse = linear.clone()
+    worse[0, ..., 0] += 0.01
+    assert relative_mpjpe(linear, linear, target, torso, floor=0.0).item() == pytest.approx(0.055)
+    plain_growth = (mpjpe(worse, target, torso) / mpjpe(linear, target, torso)).item()
+    relative_growth = (relative_mpjpe(worse, linear, target, torso, floor=0.0)
+                       / relative_mpjpe(linear, linear, target, torso, floor=0.0)).item()
+    assert plain_growth == pytest.approx(1.0909, abs=1e-3)
+    assert relative_growth == pytest.approx(1.5)
+    # Joints linear cannot answer (seen in no keyframe) do not count.
+    linear[:, :, 3] = float("nan")
+    assert relative_mpjpe(linear, linear, target, torso, floor=0.0).item() == pytest.approx(0.055)
+
+
+def test_training_with_the_relative_loss_runs(tiny_config, tmp_path):
+    assert main(["train", "--config", str(tiny_config), "--runs", str(tmp_path), "--name", "rel",
+                 "--set", "optim.relative_loss_weight=0.5", "--steps", "10"]) == 0
+    assert (tmp_path / "rel" / "model.pt").exists()
+
+
 def test_resume_without_checkpoint_is_a_clear_error(tiny_config, tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         train_cli(tiny_config, tmp_path, "nothing", "--resume")

@@ -43,6 +43,11 @@ class OptimConfig:
     batch_size: int = 64
     grad_clip: float = 1.0
     key_loss_weight: float = 0.5
+    # Share of the query loss measured per window relative to linear interpolation's error
+    # (train.relative_mpjpe), the rest plain MPJPE; and the floor, in torso lengths, under
+    # linear's error there (so that windows where linear is exact do not blow up).
+    relative_loss_weight: float = 0.0
+    relative_floor: float = 0.01
 
 
 @dataclass

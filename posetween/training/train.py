@@ -53,21 +53,52 @@ def load_clips(cfg: TrainConfig, split: str) -> MotionClips:
                                     [subset_weight(m.subset, cfg.data.subset_weights) for m in motions])
 
 
-def mpjpe(pred: torch.Tensor, target: torch.Tensor, torso: torch.Tensor, mask: torch.Tensor | None = None):
-    """Mean per-joint position error in torso lengths; joints absent from the ground truth
-    (NaN) and masked-out entries do not count."""
+def joint_errors(pred: torch.Tensor, target: torch.Tensor, torso: torch.Tensor, mask: torch.Tensor | None = None):
+    """Per-joint position errors in torso lengths (0 where they do not count) and where they count:
+    joints absent from the ground truth (NaN) and masked-out entries do not."""
     err = (pred - target).norm(dim=-1) / torso.view(-1, *([1] * (pred.dim() - 2)))
     ok = torch.isfinite(err)
     if mask is not None:
         ok = ok & mask
-    return torch.where(ok, err, torch.zeros_like(err)).sum() / ok.sum().clamp(min=1)
+    return torch.where(ok, err, torch.zeros_like(err)), ok
+
+
+def mpjpe(pred: torch.Tensor, target: torch.Tensor, torso: torch.Tensor, mask: torch.Tensor | None = None):
+    """Mean per-joint position error in torso lengths."""
+    err, ok = joint_errors(pred, target, torso, mask)
+    return err.sum() / ok.sum().clamp(min=1)
+
+
+def relative_mpjpe(pred: torch.Tensor, linear: torch.Tensor, target: torch.Tensor, torso: torch.Tensor,
+                   floor: float) -> torch.Tensor:
+    """Each window's error as a share of linear interpolation's on the same joints (plus ``floor``
+    torso lengths), averaged over windows and scaled by the batch's mean linear error so that it
+    reads in torso lengths like ``mpjpe``. Plain MPJPE is ruled by the windows with the most motion;
+    this weighs every window alike, so a small error where linear is nearly exact (a still body,
+    30 fps in) costs as much as a large one in a fast jump: the model learns to do no harm there."""
+    err, ok = joint_errors(pred, target, torso, torch.isfinite(linear).all(-1))
+    lin, _ = joint_errors(linear, target, torso, ok)
+    n = ok.flatten(1).sum(1)
+    has = n > 0
+    per_window = err.flatten(1).sum(1)[has] / n[has]
+    lin_window = lin.flatten(1).sum(1)[has] / n[has]
+    return (per_window / (lin_window + floor)).mean() * lin_window.mean().detach()
 
 
 def loss_fn(model, batch: dict, cfg: TrainConfig) -> tuple[torch.Tensor, dict]:
     query, keys = model(batch["key_xy"], batch["key_conf"], batch["key_time"], batch["query_time"])
     query_err = mpjpe(query, batch["target_query"], batch["torso"])
     key_err = mpjpe(keys, batch["target_key"], batch["torso"], batch["key_in_clip"][:, :, None])
-    return query_err + cfg.optim.key_loss_weight * key_err, {"query_mpjpe": query_err.item(), "key_mpjpe": key_err.item()}
+    parts = {"query_mpjpe": query_err.item(), "key_mpjpe": key_err.item()}
+    share = cfg.optim.relative_loss_weight
+    if share > 0:
+        with torch.no_grad():
+            linear = baselines.constant_velocity(batch["key_xy"], batch["key_conf"], batch["key_time"],
+                                                 batch["query_time"])
+        relative = relative_mpjpe(query, linear, batch["target_query"], batch["torso"], cfg.optim.relative_floor)
+        parts["query_relative"] = relative.item()
+        query_err = (1 - share) * query_err + share * relative
+    return query_err + cfg.optim.key_loss_weight * key_err, parts
 
 
 @torch.no_grad()
