@@ -435,10 +435,10 @@ def test_budget_from_the_lead_lets_a_slower_model_answer(backend):
 
 
 def test_overload_runs_the_model_on_what_fits_and_every_stream_keeps_its_rate(backend):
-    # 24 streams arriving together, 3 ms of model per window: about 11 fit in the lead's 33 ms.
-    # The model answers that many per call, the rest fall back at once (never a stall), and
-    # which streams fall back rotates.
-    cfg = EngineConfig(rate=60, lookahead=1, budget_ms=5)
+    # 24 streams arriving together, 3 ms of model per window: about 11 fit in the lead's 33 ms
+    # (half an interval at 10 fps). The model answers that many per call, the rest fall back at
+    # once (never a stall), and which streams fall back rotates.
+    cfg = EngineConfig(rate=60, lookahead=1, budget_ms=5, lead_intervals=0.5)
     out, engine, batches = run_synchronised(backend, 24, 0.003, cfg, seconds=4.0)
     snap = engine.snapshot()
     assert 6 <= np.median(batches) <= 12 and max(batches) <= 24
@@ -485,8 +485,9 @@ def run_spread(backend, streams, fixed, per_window, cfg, seconds=4.0, fps=10.0):
 def test_deferred_batches_carry_a_busy_model_through_spread_arrivals(backend):
     # 32 streams spread over the interval, a model call costing 6 ms + 0.5 ms a window: one
     # call per keyframe would need 2 s of model a second. Held until their lead runs short,
-    # the windows share calls and (nearly) all get the model; without, most fall back.
-    cfg = dict(rate=60, lookahead=1, budget_ms=5)
+    # the windows share calls and (nearly) all get the model; without, most fall back (with a
+    # lead of half an interval; the default whole interval leaves more time either way).
+    cfg = dict(rate=60, lookahead=1, budget_ms=5, lead_intervals=0.5)
     out, engine, batches = run_spread(backend, 32, 0.006, 0.0005, EngineConfig(**cfg, defer_batches=True))
     snap = engine.snapshot()
     windows = snap["keyframes_in"] - 32
@@ -497,3 +498,4 @@ def test_deferred_batches_carry_a_busy_model_through_spread_arrivals(backend):
     for i in (0, 31):                                    # every stream at its rate
         times = [p.time for p in out if p.stream == f"s{i}" and p.time - T0 > 0.5]
         assert np.diff(times).max() < 1.5 / 60
+

@@ -46,6 +46,9 @@ def register(sub) -> None:
     p.add_argument("--budget-ms", type=float, default=d.budget_ms,
                    help="model latency budget (not added to the delay); a window answered later is filled "
                         "linearly (fallback) until its answer comes")
+    p.add_argument("--lead-intervals", type=float, default=d.lead_intervals,
+                   help="input intervals the model's lead covers past a window (0-1]: the output shows it "
+                        "while the next window is computed, so it bounds the model's time (--budget-ms at least)")
     p.add_argument("--extra-delay-ms", type=float, default=d.extra_delay_ms, help="margin for arrival jitter")
     p.add_argument("--queries", type=int, default=d.queries, help="model queries per input interval")
     p.add_argument("--blend-ms", type=float, default=d.blend_s * 1000,
@@ -99,7 +102,8 @@ def _serve(args) -> int:
             raise ValueError("--curve-key and --curve-clients go together")
         curve = CurveConfig.from_files(args.curve_key, args.curve_clients) if args.curve_key else None
         cfg = EngineConfig(rate=args.rate, lookahead=args.lookahead, budget_ms=args.budget_ms,
-                           extra_delay_ms=args.extra_delay_ms, queries=args.queries, blend_s=args.blend_ms / 1000,
+                           extra_delay_ms=args.extra_delay_ms,
+                           lead_intervals=args.lead_intervals, queries=args.queries, blend_s=args.blend_ms / 1000,
                            max_streams=args.max_streams, idle_timeout_s=args.idle_timeout,
                            max_gap_intervals=args.max_gap_intervals,
                            max_jump_torso_per_s=args.max_jump_torso_per_s, wide_batch=args.wide_batch,

@@ -27,8 +27,8 @@ class EngineConfig:
     lead_queries: int = 2              # lookahead >= 1: samples past the interval's right keyframe,
                                        # the answer's last velocity (shown while the model works on
                                        # the next window)
-    lead_intervals: float = 0.5        # ... spread over this many input intervals (at least 1.5
-                                       # budgets, at most one interval)
+    lead_intervals: float = 1.0        # ... spread over this many input intervals (at least 1.5
+                                       # budgets, at most one): the model's time on the next window
     horizon_intervals: float = 1.5     # lookahead 0: the prediction covers this many intervals
     blend_s: float = 0.1               # a correction (new data over shown output) blends this long
     guard: bool = True                 # lean a stream on the linear curve while the model keeps losing
