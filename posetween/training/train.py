@@ -80,6 +80,8 @@ def relative_mpjpe(pred: torch.Tensor, linear: torch.Tensor, target: torch.Tenso
     lin, _ = joint_errors(linear, target, torso, ok)
     n = ok.flatten(1).sum(1)
     has = n > 0
+    if not has.any():
+        return err.sum() * 0.0
     per_window = err.flatten(1).sum(1)[has] / n[has]
     lin_window = lin.flatten(1).sum(1)[has] / n[has]
     return (per_window / (lin_window + floor)).mean() * lin_window.mean().detach()
