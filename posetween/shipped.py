@@ -21,3 +21,9 @@ def resolve_model(model):
         return None
     torch = importlib.util.find_spec("torch") is not None
     return MODELS_DIR / f"{model}{'.pt' if torch else '.onnx'}"
+
+
+def checkpoint_file(model) -> Path:
+    """The file a model argument (a shipped name, a path, or None: the default) names."""
+    model = resolve_model(model)
+    return MODELS_DIR / "default.pt" if model is None else Path(model)

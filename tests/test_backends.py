@@ -5,10 +5,15 @@ windows; the CUDA-unavailable path; the interface the streaming engine relies on
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+from posetween.cli import main
+from posetween.core.model import save_model
 from posetween.export import backends, bench
 from posetween.export.backends import create_backend
 
@@ -126,3 +131,34 @@ def test_auto_picks_onnxruntime(model_path, export_cache):
     b = create_backend("auto", model_path=model_path)
     expected = "onnxruntime-cuda" if backends.cuda_usable() else "onnxruntime"
     assert b.name == expected
+
+
+def _backend_file_and_torch(model: str, cache) -> tuple[str, bool]:
+    """(the .onnx an onnxruntime backend for ``model`` runs, whether torch got imported), in a
+    fresh interpreter (this one has torch loaded already)."""
+    code = ("import sys; from posetween.export.backends import create_backend; "
+            f"b = create_backend('onnxruntime', model_path={model!r}); print(b.path); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "POSETWEEN_CACHE": str(cache)}).stdout.split()
+    return out[-2], out[-1] == "True"
+
+
+def test_a_checkpoints_own_export_beside_it_runs_without_torch(tmp_path, export_cache):
+    """The service runs a checkpoint through its sibling .onnx without importing torch, but only
+    when that .onnx was exported from these very bytes: a retrained checkpoint is exported anew."""
+    ckpt = tmp_path / "m.pt"
+    save_model(tiny_model(seed=3), ckpt, {"step": 1})
+    assert main(["export", "--model", str(ckpt), "--out", str(tmp_path / "m.onnx")]) == 0
+    assert _backend_file_and_torch(str(ckpt), export_cache) == (str(tmp_path / "m.onnx"), False)
+
+    save_model(tiny_model(seed=4), ckpt, {"step": 2})          # new weights, the old export beside them
+    used, torch_loaded = _backend_file_and_torch(str(ckpt), export_cache)
+    assert torch_loaded and used != str(tmp_path / "m.onnx")
+
+
+def test_the_shipped_onnx_is_the_shipped_checkpoints_export(export_cache):
+    """Shipping a new default.pt without exporting default.onnx from it fails here (the service
+    would export at every start, with torch)."""
+    for name in ("default",):
+        used, torch_loaded = _backend_file_and_torch(name, export_cache)
+        assert used.endswith(f"models/{name}.onnx") and not torch_loaded, name

@@ -52,7 +52,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from posetween.core.skeleton import NUM_JOINTS
-from posetween.export.model_files import DEFAULT_QUERIES, TORCHSCRIPT_METADATA_FILE, open_onnx_session
+from posetween.export.model_files import (CHECKPOINT_FILE_SHA256, DEFAULT_QUERIES, TORCHSCRIPT_METADATA_FILE,
+                                          file_sha256, open_onnx_session)
 
 if TYPE_CHECKING:
     from posetween.core.model import PoseTween
@@ -193,6 +194,10 @@ def onnx_for(model_path=None, *, model: PoseTween | None = None, precision: str 
         return Path(model_path)
     if model is None and model_path is None and importlib.util.find_spec("torch") is None:
         return _shipped_onnx_as_is(precision, queries)
+    if model is None:
+        exported = _sibling_export(model_path, precision, queries)
+        if exported is not None:
+            return exported
     if importlib.util.find_spec("torch") is None:
         raise ModuleNotFoundError(f"{model_path} is a PyTorch checkpoint: running it needs torch "
                                   f"(or pass an exported .onnx file)", name="torch")
@@ -214,6 +219,25 @@ def onnx_for(model_path=None, *, model: PoseTween | None = None, precision: str 
             src = model if model is not None else model_path
             exporters.export_onnx(m if src is None else src, path, precision=precision, queries=queries)
     return path
+
+
+def _sibling_export(model_path, precision: str, queries: int | None) -> Path | None:
+    """The checkpoint's sibling ``<stem>.onnx`` when its metadata says it was exported from this
+    very file (same bytes), in this precision and query count: found without torch."""
+    from posetween.shipped import checkpoint_file
+    checkpoint = checkpoint_file(model_path)
+    sibling = checkpoint.with_suffix(".onnx")
+    if not (checkpoint.is_file() and sibling.is_file()):
+        return None
+    try:
+        md = _ort().InferenceSession(str(sibling), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+    except Exception:  # noqa: BLE001 -- unreadable: not a match
+        return None
+    want = str(queries) if queries else "dynamic"
+    if (md.get(CHECKPOINT_FILE_SHA256), md.get("precision"), md.get("queries")) == \
+            (file_sha256(checkpoint), precision, want):
+        return sibling
+    return None
 
 
 def _shipped_onnx() -> Path:

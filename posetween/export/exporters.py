@@ -46,8 +46,10 @@ import torch
 import posetween
 from posetween.core.model import PoseTween, load_model
 from posetween.core.skeleton import JOINT_NAMES, NUM_JOINTS
-from posetween.export.model_files import (DEFAULT_OPSET, DEFAULT_QUERIES, FORMAT_VERSION, INPUT_NAMES,  # noqa: F401
-                                          OUTPUT_NAMES, PRECISIONS, TORCHSCRIPT_METADATA_FILE)
+from posetween.export.model_files import (CHECKPOINT_FILE_SHA256, DEFAULT_OPSET, DEFAULT_QUERIES,  # noqa: F401
+                                          FORMAT_VERSION, INPUT_NAMES, OUTPUT_NAMES, PRECISIONS,
+                                          TORCHSCRIPT_METADATA_FILE, file_sha256)
+from posetween.shipped import checkpoint_file
 
 log = logging.getLogger("posetween.export")
 
@@ -472,6 +474,8 @@ def export_onnx(model: PoseTween | str | os.PathLike | None, out, *, precision: 
     proto = fp32_proto(m, queries, opset, use_cache, source, extra, progress)
     metadata = build_metadata(m, fmt="onnx", precision=precision, queries=queries, source=source,
                               extra=extra, opset=opset)
+    if not isinstance(model, PoseTween):
+        metadata[CHECKPOINT_FILE_SHA256] = file_sha256(checkpoint_file(model))
     if precision == "fp16":
         progress("converting to float16")
         proto = convert_fp16(proto, fp16_modules(m))

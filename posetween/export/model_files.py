@@ -4,6 +4,7 @@ ONNX file from a foreign or broken one before it fails deep inside a call."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 FORMAT_VERSION = "1"
@@ -15,6 +16,18 @@ TORCHSCRIPT_METADATA_FILE = "posetween_metadata.json"
 PRECISIONS = ("fp32", "fp16", "int8")
 
 HOW_TO_GET_ONE = "use the shipped model (no --model), or a file written by posetween export"
+# Metadata key: sha256 of the checkpoint file's bytes an export was made from. It lets the
+# runtime tell that a checkpoint's sibling .onnx is its export without loading the checkpoint
+# (which needs torch: a service that imports torch starts slower and holds far more objects).
+CHECKPOINT_FILE_SHA256 = "checkpoint_file_sha256"
+
+
+def file_sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def open_onnx_session(path, session_options, providers):
