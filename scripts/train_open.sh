@@ -2,20 +2,32 @@
 # Trains the `open` model (`make train-open`): only motion whose licence allows commercial use of
 # a trained model (CMU's terms; HDM05's CC BY-SA 3.0, actors bd, bk and dg), from scratch, with
 # the default model's recipe and augmentations (configs/default.yaml), 3 + 3 layers. Resumable:
-# run again after an interruption. Ships posetween/models/open.pt and open.onnx.
+# run again after an interruption (a finished stage is skipped). Ships posetween/models/open.pt
+# and open.onnx.
 set -euo pipefail
 BIN=${BIN:-.venv/bin}
 RUNS=${RUNS:-runs}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-name=open-1
-start=()
-[ -f "$RUNS/$name/last.pt" ] && start=(--resume)
-if [ ! -f "$RUNS/$name/done" ]; then
-  "$BIN/torchrun" --nproc_per_node 2 -m posetween.cli train --config configs/default.yaml --runs "$RUNS" --name $name \
-    --batch-size 128 --steps 8000 --lr 0.0007 \
-    --set "data.subsets=[cmu-indian, cmu-martial, cmu-salsa, hdm05-bd, hdm05-bk, hdm05-dg]" "${start[@]}"
+OPEN_DATA="data.subsets=[cmu-indian, cmu-martial, cmu-salsa, hdm05-bd, hdm05-bk, hdm05-dg]"
+
+stage() {   # stage NAME INIT ARGS...: train RUNS/NAME (from INIT's weights, if any) unless it has finished
+  local name=$1 init=$2; shift 2
+  if [ -f "$RUNS/$name/done" ]; then return; fi
+  local start=()
+  if [ -f "$RUNS/$name/last.pt" ]; then start=(--resume); elif [ -n "$init" ]; then start=(--init "$init"); fi
+  "$BIN/torchrun" --nproc_per_node 2 -m posetween.cli train --config configs/default.yaml --runs "$RUNS" \
+    --name "$name" --batch-size 128 --set "$OPEN_DATA" "$@" "${start[@]}"
   touch "$RUNS/$name/done"
-fi
-cp "$RUNS/$name/model.pt" posetween/models/open.pt
+}
+
+# 1. From scratch: 8000 steps from a learning rate of 7e-4.
+stage open-1 "" --steps 8000 --lr 0.0007
+# 2. As the default model's stages 13 and 15: input rates up to 60 fps, the HDM05 source weighted
+#    up, and half the query loss relative to linear interpolation's per window; a warm restart
+#    from 3e-4 for 24000 steps.
+stage open-2 "$RUNS/open-1/model.pt" --steps 24000 --lr 0.0003 --set augment.max_fps=60 \
+  --set "data.subset_weights={cmu-: 1.0, hdm05-: 2.0}" --set optim.relative_loss_weight=0.5
+
+cp "$RUNS/open-2/model.pt" posetween/models/open.pt
 "$BIN/posetween" export --model posetween/models/open.pt --out posetween/models/open.onnx
-echo "shipped $RUNS/$name/model.pt as posetween/models/open.pt (+ open.onnx)"
+echo "shipped $RUNS/open-2/model.pt as posetween/models/open.pt (+ open.onnx)"

@@ -186,8 +186,8 @@ class Service:
                                          | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
         if self.switch_interval is not None:
             sys.setswitchinterval(self.switch_interval)
-        # What is loaded by now (the model, its runtime, imports: 170,000 objects with torch
-        # installed) lives as long as the process: out of the collector's reach, so that a full
+        # What is loaded by now (the model, its runtime, imports: about 50,000 objects) lives as
+        # long as the process: out of the collector's reach, so that a full
         # collection does not walk it, holding the GIL (both threads) for 50-150 ms.
         gc.freeze()
         self._threads = [
