@@ -159,6 +159,6 @@ def test_a_checkpoints_own_export_beside_it_runs_without_torch(tmp_path, export_
 def test_the_shipped_onnx_is_the_shipped_checkpoints_export(export_cache):
     """Shipping a new default.pt without exporting default.onnx from it fails here (the service
     would export at every start, with torch)."""
-    for name in ("default",):
+    for name in ("default", "open"):
         used, torch_loaded = _backend_file_and_torch(name, export_cache)
         assert used.endswith(f"models/{name}.onnx") and not torch_loaded, name
