@@ -26,7 +26,9 @@ Precisions (ONNX only):
   embeddings, heads and attention products left in float32 (see :func:`convert_int8`).
 
 Metadata (ONNX ``metadata_props``; TorchScript ``_extra_files["posetween_metadata.json"]``),
-all strings: see :func:`build_metadata`. Read back with :func:`read_metadata`.
+all strings: see :func:`build_metadata`; an ONNX export of a checkpoint file also carries
+``checkpoint_file_sha256``, which lets the runtime use it for that file without torch
+(``backends.onnx_for``). Read back with :func:`read_metadata`.
 """
 
 from __future__ import annotations
