@@ -230,12 +230,13 @@ def open_card(args, ckpt: dict, params: int, hours: float) -> None:
         "card with them). The code is MIT.", "",
         "## Training", "",
         "```", "make data", "make train-open   # = bash scripts/train_open.sh", "```", "",
-        "Two stages (the script has the exact commands), the default model's augmentations "
+        "Three stages (the script has the exact commands), the default model's augmentations "
         "(`configs/default.yaml`: other skeletons, input layouts, occlusion, detector-like noise), "
         "`data.subsets` limited to the sources above. Stage 1: from scratch, 8000 steps from a learning "
         "rate of 7e-4. Stage 2, as the default model's stages 13 to 15: input rates up to 60 fps, HDM05 "
         "weighted twice CMU, half the query loss measured per window relative to linear interpolation; "
-        "24000 steps from 3e-4. "
+        "24000 steps from 3e-4. Stage 3: a warm restart from 1.5e-4, 16000 steps, 70 % of the query "
+        "loss relative to linear. "
         f"Hardware: {ckpt.get('hardware', 'not recorded')} (last stage). Time: {hours:.2f} h in all, "
         f"{ckpt.get('step', '?')} steps of 256 windows.", "",
         "## Evaluation", "",

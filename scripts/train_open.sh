@@ -27,7 +27,10 @@ stage open-1 "" --steps 8000 --lr 0.0007
 #    from 3e-4 for 24000 steps.
 stage open-2 "$RUNS/open-1/model.pt" --steps 24000 --lr 0.0003 --set augment.max_fps=60 \
   --set "data.subset_weights={cmu-: 1.0, hdm05-: 2.0}" --set optim.relative_loss_weight=0.5
+# 3. A warm restart from 1.5e-4, 16000 steps, with more of the loss relative to linear (0.7).
+stage open-3 "$RUNS/open-2/model.pt" --steps 16000 --lr 0.00015 --set augment.max_fps=60 \
+  --set "data.subset_weights={cmu-: 1.0, hdm05-: 2.0}" --set optim.relative_loss_weight=0.7
 
-cp "$RUNS/open-2/model.pt" posetween/models/open.pt
+cp "$RUNS/open-3/model.pt" posetween/models/open.pt
 "$BIN/posetween" export --model posetween/models/open.pt --out posetween/models/open.onnx
-echo "shipped $RUNS/open-2/model.pt as posetween/models/open.pt (+ open.onnx)"
+echo "shipped $RUNS/open-3/model.pt as posetween/models/open.pt (+ open.onnx)"
