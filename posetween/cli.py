@@ -20,6 +20,8 @@ import logging
 import re
 import sys
 
+from posetween.shipped import MissingModelError
+
 # (command, module that registers it, one-line help). A module may register several commands.
 COMMANDS = (
     ("demo", "posetween.stream.demo", "live demo: pose estimation at a few fps in, smooth poses out, on a video"),
@@ -170,6 +172,8 @@ def describe_error(e: BaseException) -> str:
     if isinstance(e, OSError):
         # h5py's FileNotFoundError carries the name only inside its message.
         filename = e.filename or (re.findall(r"name = '([^']*)'", str(e)) or [None])[0]
+        if isinstance(e, MissingModelError):
+            return f"{filename}: {e.strerror}"
         if filename and e.errno == errno.ENOENT:
             return f"{filename}: no such file or directory"
         if filename and e.strerror:

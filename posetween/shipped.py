@@ -11,6 +11,14 @@ MODELS_DIR = Path(__file__).resolve().parent / "models"
 SHIPPED_MODELS = ("default", "open")
 
 
+class MissingModelError(FileNotFoundError):
+    """A model argument that is neither a file nor a shipped model's name."""
+
+    def __init__(self, model):
+        super().__init__(2, f"no such model file (a path, or a shipped model: {', '.join(SHIPPED_MODELS)})",
+                         str(model))
+
+
 def resolve_model(model):
     """A shipped model's name -> its file (the PyTorch checkpoint where torch is installed, else
     the ONNX export beside it); ``default`` -> None, which every loader reads as the default

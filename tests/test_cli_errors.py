@@ -64,6 +64,8 @@ CASES = {
     "foreign .pt": (("upsample", "--input", "seq.npz", "--save-dir", "o", "--model", "foreign.pt"),
                     ["foreign.pt", "not a posetween model"]),
     "garbage .pt": (("export", "--model", "garbage.pt", "--out", "x.onnx"), ["garbage.pt", "not a posetween model"]),
+    "upsample: missing model": (("upsample", "--input", "seq.npz", "--save-dir", "o", "--model", "opne"),
+                                ["opne", "no such model file", "default, open"]),
     "upsample: missing input": (("upsample", "--input", "nope.npz", "--save-dir", "o"), ["nope.npz", "no such file"]),
     "upsample: missing folder": (("upsample", "--pose-dir", "nope", "--save-dir", "o"), ["nope"]),
     "replay: missing file": (("replay", "nope.h5", "--fps", "15"), ["nope.h5", "no such file"]),

@@ -446,8 +446,9 @@ def load_model(path=None, map_location="cpu") -> PoseTween:
         with warnings.catch_warnings():   # torch warns about the pickle protocol of files it then refuses
             warnings.simplefilter("ignore")
             ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise
+    except FileNotFoundError as e:
+        from posetween.shipped import MissingModelError
+        raise MissingModelError(path) from e
     except Exception as e:  # noqa: BLE001 -- UnpicklingError, RuntimeError (not a zip), EOFError ...
         raise ValueError(f"{path} is not a posetween model file (torch.load: {type(e).__name__}); {how}") from e
     if not (isinstance(ckpt, dict) and isinstance(ckpt.get("config"), dict) and "state_dict" in ckpt):

@@ -54,6 +54,7 @@ import numpy as np
 from posetween.core.skeleton import NUM_JOINTS
 from posetween.export.model_files import (CHECKPOINT_FILE_SHA256, DEFAULT_QUERIES, TORCHSCRIPT_METADATA_FILE,
                                           file_sha256, open_onnx_session)
+from posetween.shipped import MissingModelError, checkpoint_file
 
 if TYPE_CHECKING:
     from posetween.core.model import PoseTween
@@ -194,6 +195,8 @@ def onnx_for(model_path=None, *, model: PoseTween | None = None, precision: str 
         return Path(model_path)
     if model is None and model_path is None and importlib.util.find_spec("torch") is None:
         return _shipped_onnx_as_is(precision, queries)
+    if model is None and model_path is not None and not checkpoint_file(model_path).is_file():
+        raise MissingModelError(model_path)
     if model is None:
         exported = _sibling_export(model_path, precision, queries)
         if exported is not None:
@@ -224,7 +227,6 @@ def onnx_for(model_path=None, *, model: PoseTween | None = None, precision: str 
 def _sibling_export(model_path, precision: str, queries: int | None) -> Path | None:
     """The checkpoint's sibling ``<stem>.onnx`` when its metadata says it was exported from this
     very file (same bytes), in this precision and query count: found without torch."""
-    from posetween.shipped import checkpoint_file
     checkpoint = checkpoint_file(model_path)
     sibling = checkpoint.with_suffix(".onnx")
     if not (checkpoint.is_file() and sibling.is_file()):
