@@ -195,12 +195,12 @@ def onnx_for(model_path=None, *, model: PoseTween | None = None, precision: str 
         return Path(model_path)
     if model is None and model_path is None and importlib.util.find_spec("torch") is None:
         return _shipped_onnx_as_is(precision, queries)
-    if model is None and model_path is not None and not checkpoint_file(model_path).is_file():
+    checkpoint = None if model is not None else checkpoint_file(model_path)
+    if checkpoint is not None and model_path is not None and not checkpoint.is_file():
         raise MissingModelError(model_path)
-    if model is None:
-        exported = _sibling_export(model_path, precision, queries)
-        if exported is not None:
-            return exported
+    sibling = None if checkpoint is None else checkpoint.with_suffix(".onnx")
+    if sibling is not None and _exported_from(sibling, checkpoint, precision, queries):
+        return sibling
     if importlib.util.find_spec("torch") is None:
         raise ModuleNotFoundError(f"{model_path} is a PyTorch checkpoint: running it needs torch "
                                   f"(or pass an exported .onnx file)", name="torch")
@@ -208,13 +208,8 @@ def onnx_for(model_path=None, *, model: PoseTween | None = None, precision: str 
 
     m = model if model is not None else _load_model(model_path)
     digest = exporters.model_hash(m)
-    if model is None:
-        if model_path is None:
-            sibling = _shipped_onnx()
-        else:
-            sibling = Path(model_path).with_suffix(".onnx")
-        if sibling.is_file() and exporters.onnx_matches(sibling, digest, precision, queries):
-            return sibling
+    if sibling is not None and sibling.is_file() and exporters.onnx_matches(sibling, digest, precision, queries):
+        return sibling
     path = exporters.cache_path(digest, precision, queries)
     with _export_lock:
         if not (path.is_file() and exporters.onnx_matches(path, digest, precision, queries)):
@@ -224,22 +219,26 @@ def onnx_for(model_path=None, *, model: PoseTween | None = None, precision: str 
     return path
 
 
-def _sibling_export(model_path, precision: str, queries: int | None) -> Path | None:
-    """The checkpoint's sibling ``<stem>.onnx`` when its metadata says it was exported from this
-    very file (same bytes), in this precision and query count: found without torch."""
-    checkpoint = checkpoint_file(model_path)
-    sibling = checkpoint.with_suffix(".onnx")
-    if not (checkpoint.is_file() and sibling.is_file()):
-        return None
+def _exported_from(onnx_path: Path, checkpoint: Path, precision: str, queries: int | None) -> bool:
+    """Whether ``onnx_path`` is an export of these very checkpoint bytes, in this precision and
+    query count: told without torch."""
+    if not (onnx_path.is_file() and checkpoint.is_file()):
+        return False
     try:
-        md = _ort().InferenceSession(str(sibling), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+        md = _onnx_metadata(onnx_path)
     except Exception:  # noqa: BLE001 -- unreadable: not a match
-        return None
-    want = str(queries) if queries else "dynamic"
-    if (md.get(CHECKPOINT_FILE_SHA256), md.get("precision"), md.get("queries")) == \
-            (file_sha256(checkpoint), precision, want):
-        return sibling
-    return None
+        return False
+    return (md.get(CHECKPOINT_FILE_SHA256), md.get("precision"), md.get("queries")) == \
+        (file_sha256(checkpoint), precision, _queries_label(queries))
+
+
+def _onnx_metadata(path: Path) -> dict[str, str]:
+    return _ort().InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+
+
+def _queries_label(queries: int | None) -> str:
+    """How an export's metadata names its query count."""
+    return str(queries) if queries else "dynamic"
 
 
 def _shipped_onnx() -> Path:
@@ -251,8 +250,8 @@ def _shipped_onnx_as_is(precision: str, queries: int | None) -> Path:
     """The shipped .onnx when it is what was asked for; another query count or precision would
     need an export, and exporting needs torch."""
     path = _shipped_onnx()
-    md = _ort().InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
-    want = str(queries) if queries else "dynamic"
+    md = _onnx_metadata(path)
+    want = _queries_label(queries)
     if (md.get("queries"), md.get("precision")) != (want, precision):
         raise ModuleNotFoundError(
             f"the shipped {path.name} takes {md.get('queries')} queries per window in {md.get('precision')}; "

@@ -187,8 +187,8 @@ class Service:
         if self.switch_interval is not None:
             sys.setswitchinterval(self.switch_interval)
         # What is loaded by now (the model, its runtime, imports: about 50,000 objects) lives as
-        # long as the process: out of the collector's reach, so that a full
-        # collection does not walk it, holding the GIL (both threads) for 50-150 ms.
+        # long as the process: out of the collector's reach, so that a full collection does not
+        # walk it, holding the GIL (both threads) for 50-150 ms.
         gc.freeze()
         self._threads = [
             threading.Thread(target=self._input_loop, args=(sub, monitor), name="posetween-input", daemon=True),
