@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -40,6 +42,48 @@ def trained_model_path() -> Path:
         return DEFAULT_MODEL
     pytest.skip("needs a trained model: posetween/models/default.pt is not shipped yet "
                 "(set POSETWEEN_TEST_MODEL=path/to/model.pt to run this test)")
+
+
+class ServeProcess:
+    """`posetween serve` in a subprocess (the real command, its own interpreter and GIL), started
+    with ``args`` and ready once it logs "serving"; ``log`` collects its stderr lines. A context
+    manager: leaving it stops the process as Ctrl-C would, and ``returncode`` is then its exit status."""
+
+    def __init__(self, *args: str, ready_timeout: float = 60.0):
+        self.proc = subprocess.Popen([sys.executable, "-m", "posetween.cli", "serve", *args], cwd=REPO,
+                                     stderr=subprocess.PIPE, text=True)
+        self.log: list[str] = []
+        self._reader = threading.Thread(target=lambda: self.log.extend(iter(self.proc.stderr.readline, "")),
+                                        daemon=True)
+        self._reader.start()
+        deadline = time.time() + ready_timeout
+        while not any("serving" in line for line in self.log):
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.stop()
+                raise AssertionError("posetween serve did not start:\n" + "".join(self.log))
+            time.sleep(0.05)
+        self.ready = time.time()
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        self.proc.wait(timeout=20)
+        self._reader.join(5)
+        return self.proc.returncode
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.log)
+
+    def __enter__(self) -> "ServeProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
 
 def free_tcp_address() -> str:

@@ -18,7 +18,7 @@ from posetween.stream import Engine, EngineConfig, wire
 from posetween.stream.client import PosePublisher, PoseSubscriber
 from posetween.stream.service import Service, check_bind_address
 
-from stream_support import REPO, Collector, free_tcp_address, moving_pose, standing_pose, tiny_backend
+from stream_support import REPO, Collector, ServeProcess, free_tcp_address, moving_pose, standing_pose, tiny_backend
 
 RATE = 60.0
 FPS = 15.0
@@ -164,17 +164,8 @@ def test_serve_and_replay_commands(tmp_path):
     refused = subprocess.run([sys.executable, "-m", "posetween.cli", "serve", "--in", "tcp://0.0.0.0:5999"],
                              capture_output=True, text=True, timeout=60)
     assert refused.returncode != 0 and "allow-remote" in refused.stderr
-    serve = subprocess.Popen([sys.executable, "-m", "posetween.cli", "serve", "--in", in_addr, "--out", out_addr,
-                              "--rate", "120", "--backend", "torch", "--model", str(tmp_path / "tiny.pt"),
-                              "--budget-ms", "100"], cwd=REPO, stderr=subprocess.PIPE, text=True)
-    log: list[str] = []
-    reader = threading.Thread(target=lambda: log.extend(iter(serve.stderr.readline, "")), daemon=True)
-    reader.start()
-    try:
-        deadline = time.time() + 60
-        while not any("serving" in line for line in log):
-            assert serve.poll() is None and time.time() < deadline, "".join(log)
-            time.sleep(0.1)
+    with ServeProcess("--in", in_addr, "--out", out_addr, "--rate", "120", "--backend", "torch",
+                      "--model", str(tmp_path / "tiny.pt"), "--budget-ms", "100") as serve:
         sub = Collector(PoseSubscriber(out_addr, stats=True))
         replay = subprocess.run([sys.executable, "-m", "posetween.cli", "replay", str(tmp_path / "seq.npz"),
                                  "--fps", "10", "--to", in_addr, "--stream", "npz"],
@@ -182,11 +173,7 @@ def test_serve_and_replay_commands(tmp_path):
         assert replay.returncode == 0, replay.stderr
         time.sleep(0.5)
         sub.stop()
-    finally:
-        serve.terminate()
-        serve.wait(timeout=20)
-        reader.join(5)
-    err = "".join(log)
+    err = serve.stderr
     assert serve.returncode == 0, err
     poses = sub.poses("npz")
     assert len(poses) > 60 and {p.kind for p in poses} <= {"keyframe", "interpolated", "predicted"}
