@@ -228,6 +228,7 @@ class Engine:
         self._calls: deque[tuple[float, float]] = deque()   # (end, seconds) of the recent calls
         self._defer_margin = DEFER_MARGIN_S   # defer_batches: how long before the predicted last moment
         self._deferring = False
+        self.input_behind = False   # the newest window's keyframe was taken late (_budget)
 
     # ------------------------------------------------------------ input
 
@@ -367,6 +368,9 @@ class Engine:
         # The output reaches the keyframe's interval extra_delay later than the lag alone says.
         covered += cfg.extra_delay_ms / 1000.0
         late = (newest.arrival - newest.time) - w.offset()
+        # Taken later than half of what the lead covers: the input is processed behind (a
+        # backlog waits in the socket), and the service drains it before the model runs.
+        self.input_behind = late > covered / 2
         if late >= covered:
             # Taken later than the lead lasts (input processed behind, a backlog): the output
             # has passed what the model would answer in time, so the window falls back at once
