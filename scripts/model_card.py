@@ -308,7 +308,7 @@ def main() -> None:
         "## Training", "",
         "```", "make data", "make train   # = bash scripts/train_default.sh: the stages below, then ships the model",
         "```", "",
-        "Fifteen stages of `posetween train --config configs/default.yaml` (the script has the exact "
+        "Sixteen stages of `posetween train --config configs/default.yaml` (the script has the exact "
         "commands), each from the best weights of the one before. Stages 1 to 11 trained on Bandai alone: "
         "8000 steps from scratch (3 encoder "
         "+ 3 decoder layers, one process of 256 windows a step); a warm restart at half the learning "
@@ -328,7 +328,8 @@ def main() -> None:
         "up to 40 % of a forearm past the wrist), 10000 steps from 1e-4. Stage 15: half the query loss "
         "measured per window relative to linear interpolation's error on the same window (`optim."
         "relative_loss_weight`: plain MPJPE is ruled by the windows with the most motion, so a still "
-        "body's and 30 fps input's small errors hardly counted), 8000 steps from 1e-4. "
+        "body's and 30 fps input's small errors hardly counted), 8000 steps from 1e-4. Stage 16: the "
+        "same with 80 % of the query loss relative to linear, 8000 steps from 1e-4. "
         f"Hardware: 2-core VMs, one thread a process: {ckpt.get('hardware', 'not recorded')} for the "
         "last stage, AMD EPYCs for stages 1 and 8 to 11 and an Intel Xeon for stages 2 to 7. "
         f"Time: {hours:.2f} h of training in all, {ckpt.get('step', '?')} steps of 256 windows (each "
