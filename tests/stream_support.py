@@ -22,13 +22,18 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 DEFAULT_MODEL = REPO / "posetween" / "models" / "default.pt"
 
 
-def tiny_backend(tmp_path: Path, seed: int = 0):
-    """A small random-init model saved to tmp_path, behind the real backend factory."""
+def tiny_model_file(tmp_path: Path, seed: int = 0) -> Path:
+    """A small random-init model (1 + 1 layers) saved as tmp_path/tiny.pt; its path."""
     torch.manual_seed(seed)
-    torch.set_num_threads(1)
     path = tmp_path / "tiny.pt"
     save_model(PoseTween(ModelConfig(encoder_layers=1, decoder_layers=1)), path)
-    return create_backend("torch", model_path=path)
+    return path
+
+
+def tiny_backend(tmp_path: Path, seed: int = 0):
+    """:func:`tiny_model_file` behind the real backend factory."""
+    torch.set_num_threads(1)
+    return create_backend("torch", model_path=tiny_model_file(tmp_path, seed))
 
 
 def trained_model_path() -> Path:

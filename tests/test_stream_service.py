@@ -18,7 +18,8 @@ from posetween.stream import Engine, EngineConfig, wire
 from posetween.stream.client import PosePublisher, PoseSubscriber
 from posetween.stream.service import Service, check_bind_address
 
-from stream_support import REPO, Collector, ServeProcess, free_tcp_address, moving_pose, standing_pose, tiny_backend
+from stream_support import (REPO, Collector, ServeProcess, free_tcp_address, moving_pose, standing_pose, tiny_backend,
+                           tiny_model_file)
 
 RATE = 60.0
 FPS = 15.0
@@ -155,8 +156,7 @@ def test_only_loopback_without_allow_remote():
 
 def test_serve_and_replay_commands(tmp_path):
     """`posetween serve` in a subprocess, fed by `posetween replay` of an npz (COCO-17)."""
-    from posetween.core.model import ModelConfig, PoseTween, save_model
-    save_model(PoseTween(ModelConfig(encoder_layers=1, decoder_layers=1)), tmp_path / "tiny.pt")
+    model = tiny_model_file(tmp_path)
     T = 45
     xy = np.stack([moving_pose(i / 30)[[0, 0, 0, 0, 0, 5, 2, 6, 3, 7, 4, 12, 9, 13, 10, 14, 11]] for i in range(T)])
     np.savez(tmp_path / "seq.npz", xy=xy, conf=np.ones(xy.shape[:2]), fps=30.0, layout="coco17")
@@ -165,7 +165,7 @@ def test_serve_and_replay_commands(tmp_path):
                              capture_output=True, text=True, timeout=60)
     assert refused.returncode != 0 and "allow-remote" in refused.stderr
     with ServeProcess("--in", in_addr, "--out", out_addr, "--rate", "120", "--backend", "torch",
-                      "--model", str(tmp_path / "tiny.pt"), "--budget-ms", "100") as serve:
+                      "--model", str(model), "--budget-ms", "100") as serve:
         sub = Collector(PoseSubscriber(out_addr, stats=True))
         replay = subprocess.run([sys.executable, "-m", "posetween.cli", "replay", str(tmp_path / "seq.npz"),
                                  "--fps", "10", "--to", in_addr, "--stream", "npz"],

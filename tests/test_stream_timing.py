@@ -14,12 +14,12 @@ import time
 import numpy as np
 import pytest
 
-from posetween.core.model import ModelConfig, PoseTween, save_model
 from posetween.stream import Engine, EngineConfig
 from posetween.stream.client import PosePublisher, PoseSubscriber
 from posetween.stream.service import Service
 
-from stream_support import Collector, LivePublisher, ServeProcess, delays, free_tcp_address, moving_pose, tiny_backend
+from stream_support import (Collector, LivePublisher, ServeProcess, delays, free_tcp_address, moving_pose, tiny_backend,
+                           tiny_model_file)
 
 FPS = 15.0
 RATE = 60.0
@@ -33,10 +33,8 @@ def backend(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    path = tmp_path_factory.mktemp("served") / "tiny.pt"
-    save_model(PoseTween(ModelConfig(encoder_layers=1, decoder_layers=1)), path)
-    return path
+def served_model(tmp_path_factory):
+    return tiny_model_file(tmp_path_factory.mktemp("served"))
 
 
 @pytest.fixture(autouse=True)
@@ -92,12 +90,12 @@ def test_source_clock_jump_is_a_new_segment_at_the_normal_delay(backend, jump):
     assert np.all(np.diff([p.time for p in settled]) > 0)
 
 
-def test_service_process_restart_with_publisher_and_subscriber_connected(tiny_model):
+def test_service_process_restart_with_publisher_and_subscriber_connected(served_model):
     # The real command in its own process, stopped as Ctrl-C would and started again, while the
     # detector keeps sending (its queue fills) and the consumer stays subscribed.
     in_addr, out_addr = free_tcp_address(), free_tcp_address()
     args = ("--in", in_addr, "--out", out_addr, "--rate", str(RATE), "--lookahead", "1",
-            "--backend", "torch", "--model", str(tiny_model), "--budget-ms", "100")
+            "--backend", "torch", "--model", str(served_model), "--budget-ms", "100")
     svc = ServeProcess(*args)
     out = Collector(PoseSubscriber(out_addr, streams=["live"]))
     src = LivePublisher(in_addr).start()
