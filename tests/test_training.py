@@ -136,6 +136,30 @@ def test_relative_loss_weighs_every_window_alike():
     assert relative_mpjpe(linear, linear, target, torso, floor=0.0).item() == pytest.approx(0.055)
 
 
+def test_tempo_plays_each_clip_faster_or_slower_within_its_range():
+    """With max_tempo, a sample's clip is read at its capture times times a tempo of 1/2 to 2
+    (some faster, some slower), inside the clip; off (1), at the capture times themselves."""
+    from posetween.training.windows import AugmentConfig, MotionClips, sample_windows
+
+    class Recorded(MotionClips):
+        def at_times(self, clip, t):
+            self.read = t
+            return super().at_times(clip, t)
+
+    walk = torch.linspace(0, 1, 300)[:, None, None] * torch.ones(300, NUM_JOINTS, 3)
+    clips = Recorded.from_motions([("walk", 30.0, walk.numpy())])
+    for max_tempo in (1.0, 2.0):
+        g = torch.Generator().manual_seed(0)
+        w = sample_windows(clips, 512, 4, AugmentConfig(max_tempo=max_tempo), g)
+        times = torch.cat([w["key_time"].clamp(min=0), w["query_time"]], 1)
+        ratio = (clips.read / times)[times > 0.05]
+        assert clips.read.max() <= clips.duration()[0] + 1e-4
+        if max_tempo == 1.0:
+            assert torch.allclose(ratio, torch.ones_like(ratio))
+        else:
+            assert 0.5 - 1e-4 <= ratio.min() < 0.6 and 1.7 < ratio.max() <= 2.0 + 1e-4
+
+
 def test_training_with_the_relative_loss_runs(tiny_config, tmp_path):
     assert main(["train", "--config", str(tiny_config), "--runs", str(tmp_path), "--name", "rel",
                  "--set", "optim.relative_loss_weight=0.5", "--steps", "10"]) == 0

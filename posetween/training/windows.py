@@ -64,6 +64,10 @@ _LIMBS = ((("left_elbow", "left_wrist", "left_hand"), ("right_elbow", "right_wri
 class AugmentConfig:
     min_fps: float = 3.5
     max_fps: float = 30.0
+    # Tempo: each sample's clip played up to this many times faster or slower (log-uniform;
+    # 1: as captured), so that the model learns how bodies move at any speed rather than the
+    # speeds of the training actors.
+    max_tempo: float = 1.0
     time_jitter: float = 0.15        # keyframe interval jitter, fraction of the interval
     drop_keyframe: float = 0.1       # chance that a keyframe is lost (the interval doubles)
     lookahead_probs: tuple[float, float, float] = (0.25, 0.5, 0.25)  # lookahead 0, 1, 2
@@ -184,7 +188,9 @@ def sample_windows(clips: MotionClips, batch: int, window: int, aug: AugmentConf
     # Clips drawn in proportion to their length (times their source's weight), so every frame
     # of a source counts the same.
     clip = torch.multinomial(clips.weight, B, replacement=True, generator=g)
-    duration = clips.duration()[clip]
+    tempo = (torch.exp(uniform((B,), -math.log(aug.max_tempo), math.log(aug.max_tempo), g))
+             if aug.max_tempo > 1 else torch.ones(B))      # (no draw when off: older recipes repeat exactly)
+    duration = clips.duration()[clip] / tempo
 
     # Capture times: irregular intervals at a log-uniform rate, some frames lost.
     fps = torch.exp(uniform((B, 1), math.log(aug.min_fps), math.log(aug.max_fps), g))
@@ -206,7 +212,7 @@ def sample_windows(clips: MotionClips, batch: int, window: int, aug: AugmentConf
     query_time = left[:, None] + (right - left)[:, None] * torch.rand((B, Q), generator=g)
 
     # 3D at all times, with this sample's skeleton, then a random camera.
-    world = clips.at_times(clip, torch.cat([key_time.clamp(min=0), query_time], 1))
+    world = clips.at_times(clip, torch.cat([key_time.clamp(min=0), query_time], 1) * tempo[:, None])
     if aug.skeleton_share > 0:
         world = vary_skeleton(world, aug, g)
     camera = Camera(yaw=uniform((B,), -aug.max_yaw, aug.max_yaw, g),
