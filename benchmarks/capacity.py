@@ -23,7 +23,6 @@ import gc
 import json
 import multiprocessing as mp
 import os
-import platform
 import shlex
 import subprocess
 import sys
@@ -40,6 +39,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from stream_latency import free_address, pose  # noqa: E402
+
+from posetween.export.bench import machine_info  # noqa: E402
 
 FPS, RATE = 15.0, 120.0
 
@@ -155,6 +156,17 @@ def run_one(args, n: int, synchronised: bool, linear_only: bool) -> dict:
     return row
 
 
+def model_cost(model: str | None) -> dict[str, float]:
+    """The model's cost alone, on one core, outside the service (median ms per call of 16 and
+    64 windows): what this machine's capacity follows most, the same code and model having cost
+    22.7 and 37 ms for 64 windows on two hosts of the same kind."""
+    from posetween.export.backends import create_backend
+    from posetween.export.bench import random_windows, time_backend
+    backend = create_backend("onnxruntime", model, threads=1)
+    w = random_windows(64)
+    return {str(n): round(time_backend(backend, w, n, runs=40, warmup=10)["median_ms"], 1) for n in (16, 64)}
+
+
 def capacity(args, synchronised: bool, linear_only: bool, results: list) -> int:
     """Step up the stream count until a count fails; the largest passing count."""
     best = 0
@@ -198,7 +210,9 @@ def plot(results: list[dict], path: str, meta: dict) -> None:
         ax.set_ylabel("output rate (Hz)")
         ax.set_ylim(0, RATE * 1.1)
         ax.legend(loc="lower left", fontsize=7)
-    fig.suptitle(f"posetween serve capacity, 120 Hz out; {meta['cpu']}", fontsize=9)
+    cost = meta.get("model_ms_one_core", {}).get("64")   # (older JSON files lack it)
+    fig.suptitle(f"posetween serve capacity, 120 Hz out; {meta['cpu']}"
+                 + (f"; model alone: {cost} ms per 64 windows on one core" if cost else ""), fontsize=9)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -219,14 +233,16 @@ def main() -> int:
     p.add_argument("--json")
     p.add_argument("--plot")
     args = p.parse_args()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    meta = {"cpu": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-                   f"load average {load:.1f} at start", "backend": args.backend, "model": args.model or "default",
-            "seconds": args.seconds, "fps": FPS, "rate": RATE}
     if args.replot:
         data = json.loads(Path(args.replot).read_text())
         plot(data["results"], args.plot, data["meta"])
         return 0
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    meta = {"cpu": f"{machine_info()['cpu']}, {os.cpu_count()} cores, load average {load:.1f} at start",
+            "backend": args.backend, "model": args.model or "default", "seconds": args.seconds, "fps": FPS,
+            "rate": RATE, "model_ms_one_core": model_cost(args.model)}
+    print(f"{meta['cpu']}; the model alone on one core (onnxruntime): "
+          + ", ".join(f"{ms} ms for {n} windows" for n, ms in meta["model_ms_one_core"].items()))
     results: list[dict] = []
     table = ["| arrivals | model | linear only |", "|---|---|---|"]
     for pattern in args.patterns:
