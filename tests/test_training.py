@@ -101,8 +101,29 @@ def test_init_may_deepen_the_model_without_changing_its_outputs(tiny_config, tmp
     trained = torch.load(runs / "deep" / "last.pt", weights_only=False)["state_dict"]
     assert trained["encoder.2.ff.3.weight"].abs().sum() > 0
 
-    with pytest.raises(ValueError, match="only more encoder or decoder layers"):
+    with pytest.raises(ValueError, match="only the numbers of encoder and decoder layers"):
         train_cli(tiny_config, runs, "wider", "--init", str(runs / "shallow" / "model.pt"), "--set", "model.ff=128")
+
+
+def test_init_may_make_the_model_shallower_from_evenly_spaced_layers(tiny_config, tmp_path):
+    """A 3 + 3 file into a 2 + 1 model: encoder layers 0 and 2 of the file, its last decoder
+    layer; every other weight as in the file; and the smaller model trains on from there."""
+    from posetween.core.model import kept_layers
+    assert kept_layers(7, 4) == [0, 2, 4, 6] and kept_layers(7, 5) == [0, 2, 3, 4, 6] and kept_layers(3, 3) == [0, 1, 2]
+    torch.set_num_threads(1)
+    runs = tmp_path / "runs"
+    deep = ("--set", "model.encoder_layers=3", "--set", "model.decoder_layers=3")
+    assert train_cli(tiny_config, runs, "deep", *deep) == 0
+    shallow = ("--set", "model.encoder_layers=2", "--set", "model.decoder_layers=1")
+    assert train_cli(tiny_config, runs, "small", "--init", str(runs / "deep" / "model.pt"), *shallow, "--until", "0") == 0
+    file = torch.load(runs / "deep" / "model.pt", weights_only=True)["state_dict"]
+    small = torch.load(runs / "small" / "last.pt", weights_only=False)["state_dict"]
+    renamed = {"encoder.0.": "encoder.0.", "encoder.1.": "encoder.2.", "decoder.0.": "decoder.2."}
+    assert not any(k.startswith(("encoder.2.", "decoder.1.")) for k in small)
+    for key, value in small.items():
+        prefix = next((p for p in renamed if key.startswith(p)), "")
+        torch.testing.assert_close(value, file[renamed.get(prefix, "") + key[len(prefix):]])
+    assert train_cli(tiny_config, runs, "small", "--resume", "--until", "3") == 0
 
 
 def test_set_names_what_it_cannot_override(tiny_config, tmp_path):

@@ -461,22 +461,45 @@ def load_model(path=None, map_location="cpu") -> PoseTween:
     return model.eval()
 
 
-def load_weights(model: PoseTween, state_dict: dict, source: str, deepen: bool = False) -> None:
+def kept_layers(in_file: int, wanted: int) -> list[int]:
+    """Which of a file's ``in_file`` layers a shallower model keeps: ``wanted`` of them, evenly
+    spaced, the first and the last among them (the ends of a pre-norm stack matter most: the
+    first reads the embedding, the last writes what the heads read)."""
+    if wanted >= in_file:
+        return list(range(in_file))
+    if wanted == 1:
+        return [in_file - 1]
+    return [round(i * (in_file - 1) / (wanted - 1)) for i in range(wanted)]
+
+
+def load_weights(model: PoseTween, state_dict: dict, source: str, any_depth: bool = False) -> None:
     """Load weights; a zero-initialised head the file lacks stays at zero (same outputs).
 
-    With ``deepen``, the file may also have fewer encoder or decoder layers than the model: the
+    With ``any_depth``, the file may also have fewer encoder or decoder layers than the model: the
     extra layers (after the file's) start as the identity, so the deeper model computes exactly
     what the file's did and training goes on from there with more capacity (``train --init``).
+    It may have more, too: the model then starts from evenly spaced layers of the file
+    (:func:`kept_layers`), a smaller and cheaper model that training brings back towards the
+    file's accuracy.
     """
     layers_in_file = {part: 1 + max((int(k.split(".")[1]) for k in state_dict if k.startswith(part + ".")),
                                     default=-1) for part in ("encoder", "decoder")}
-    new_layer = lambda key: (deepen and key.split(".")[0] in layers_in_file
+    if any_depth:
+        for part, layers in (("encoder", model.encoder), ("decoder", model.decoder)):
+            if layers_in_file[part] > len(layers):
+                keep = {f"{part}.{old}.": f"{part}.{new}." for new, old in
+                        enumerate(kept_layers(layers_in_file[part], len(layers)))}
+                state_dict = {next((keep[p] + k[len(p):] for p in keep if k.startswith(p)), k): v
+                              for k, v in state_dict.items()
+                              if not k.startswith(part + ".") or any(k.startswith(p) for p in keep)}
+                layers_in_file[part] = len(layers)
+    new_layer = lambda key: (any_depth and key.split(".")[0] in layers_in_file
                              and int(key.split(".")[1]) >= layers_in_file[key.split(".")[0]])
     missing, unexpected = model.load_state_dict(state_dict, strict=False)
     bad = [k for k in missing if k.split(".")[0] not in PoseTween.ZERO_INIT_HEADS and not new_layer(k)]
     if bad or unexpected:
         raise ValueError(f"{source}: not weights of this model (missing {bad}, unexpected {unexpected})")
-    if deepen:
+    if any_depth:
         # A pre-norm block adds its sublayers' outputs to its input: with their output
         # projections at zero it passes the input through unchanged.
         new = [layer for part, layers in (("encoder", model.encoder), ("decoder", model.decoder))

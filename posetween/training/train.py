@@ -291,10 +291,10 @@ def init_from(model: PoseTween, cfg: TrainConfig, path: Path) -> dict:
     theirs, ours = ckpt["config"], cfg.model.to_dict()
     depth = ("encoder_layers", "decoder_layers")
     same = lambda c: {k: v for k, v in c.items() if k not in depth}
-    if same(theirs) != same(ours) or any(theirs.get(k, ours[k]) > ours[k] for k in depth):
+    if same(theirs) != same(ours):
         raise ValueError(f"--init {path}: its model config {theirs} differs from the run's {ours} "
-                         f"(only more encoder or decoder layers are allowed)")
-    load_weights(model, ckpt["state_dict"], str(path), deepen=True)
+                         f"(only the numbers of encoder and decoder layers may differ)")
+    load_weights(model, ckpt["state_dict"], str(path), any_depth=True)
     return {"steps": int(ckpt.get("step", 0)), "seconds": float(ckpt.get("train_seconds", 0.0))}
 
 
