@@ -67,9 +67,10 @@ def test_curve_config_files(tmp_path):
     import zmq.auth
     _, secret_file = zmq.auth.create_certificates(str(tmp_path), "server")
     key = zmq.curve_keypair()[0].decode()
-    (tmp_path / "clients").write_text(f"{key}   cam1/   # the first camera\n\n{key[:-1]}x\n")
+    other = key[:-1] + ("y" if key.endswith("x") else "x")   # another key (not the same one by chance)
+    (tmp_path / "clients").write_text(f"{key}   cam1/   # the first camera\n\n{other}\n")
     cfg = CurveConfig.from_files(secret_file, tmp_path / "clients")
-    assert cfg.prefix_of(key) == "cam1/" and cfg.prefix_of(key[:-1] + "x") == "" and cfg.prefix_of(None) is None
+    assert cfg.prefix_of(key) == "cam1/" and cfg.prefix_of(other) == "" and cfg.prefix_of(None) is None
     (tmp_path / "bad").write_text("not-a-key\n")
     with pytest.raises(ValueError, match="Z85"):
         read_clients(tmp_path / "bad")
