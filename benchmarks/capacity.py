@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from stream_latency import free_address, pose  # noqa: E402
 
-from posetween.export.bench import machine_info  # noqa: E402
+from posetween.export.bench import machine_info, random_windows, time_backend  # noqa: E402
 
 FPS, RATE = 15.0, 120.0
 
@@ -161,7 +161,6 @@ def model_cost(model: str | None) -> dict[str, float]:
     64 windows): what this machine's capacity follows most, the same code and model having cost
     22.7 and 37 ms for 64 windows on two hosts of the same kind."""
     from posetween.export.backends import create_backend
-    from posetween.export.bench import random_windows, time_backend
     backend = create_backend("onnxruntime", model, threads=1)
     w = random_windows(64)
     return {str(n): round(time_backend(backend, w, n, runs=40, warmup=10)["median_ms"], 1) for n in (16, 64)}

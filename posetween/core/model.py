@@ -487,11 +487,15 @@ def load_weights(model: PoseTween, state_dict: dict, source: str, any_depth: boo
     if any_depth:
         for part, layers in (("encoder", model.encoder), ("decoder", model.decoder)):
             if layers_in_file[part] > len(layers):
-                keep = {f"{part}.{old}.": f"{part}.{new}." for new, old in
-                        enumerate(kept_layers(layers_in_file[part], len(layers)))}
-                state_dict = {next((keep[p] + k[len(p):] for p in keep if k.startswith(p)), k): v
-                              for k, v in state_dict.items()
-                              if not k.startswith(part + ".") or any(k.startswith(p) for p in keep)}
+                new_index = {str(old): str(new) for new, old in enumerate(kept_layers(layers_in_file[part], len(layers)))}
+                renamed = {}
+                for key, value in state_dict.items():
+                    name, index, rest = (key.split(".", 2) + ["", ""])[:3]
+                    if name != part:
+                        renamed[key] = value
+                    elif index in new_index:          # a layer kept, under its new number
+                        renamed[f"{part}.{new_index[index]}.{rest}"] = value
+                state_dict = renamed
                 layers_in_file[part] = len(layers)
     new_layer = lambda key: (any_depth and key.split(".")[0] in layers_in_file
                              and int(key.split(".")[1]) >= layers_in_file[key.split(".")[0]])
