@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from posetween.core.model import (ModelConfig, PoseTween, hermite_weights, interpolation_weights, load_model,
-                                  normalize_window, save_model)
+                                  normalize_window, per_joint_curve_weights, save_model)
 from posetween.core.skeleton import NUM_JOINTS
 
 
@@ -130,6 +130,28 @@ def test_untrained_model_is_the_linear_prior_and_units_round_trip():
     torch.testing.assert_close(keys, xy, atol=1e-3, rtol=0)
     w = interpolation_weights(t, torch.ones_like(t, dtype=torch.bool), tq, 2.0)
     torch.testing.assert_close(out, torch.einsum("bqk,bkjc->bqjc", w, xy), atol=1e-3, rtol=0)
+
+
+def test_curve_blend_mixes_the_hermite_curve_in_between_keyframes_at_inference_only():
+    """curve_blend = b: between two keyframes, b of each answer is the Hermite curve through
+    them; past the newest keyframe (lookahead 0) and while training, the answer is the model's."""
+    xy, conf, t, tq = make_window(3, 4, 9)
+    plain = random_model(window=4, seed=2)
+    blended = PoseTween(ModelConfig(**{**plain.cfg.to_dict(), "curve_blend": 0.25, "dropout": 0.0}))
+    blended.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        model_out, _ = plain(xy, conf, t, tq)
+        out, _ = blended.eval()(xy, conf, t, tq)
+        training_out, _ = blended.train()(xy, conf, t, tq)
+    present = torch.ones(3, 4, NUM_JOINTS, dtype=torch.bool)
+    _, curve_w, inside = per_joint_curve_weights(t, present, tq, 2.0)
+    curve = torch.einsum("bjqk,bkjc->bqjc", curve_w, xy)
+    inside = inside.permute(0, 2, 1).unsqueeze(-1)
+    assert inside.any() and not inside.all()      # the window has queries of both kinds
+    expected = torch.where(inside, model_out + 0.25 * (curve - model_out), model_out)
+    torch.testing.assert_close(out, expected, atol=1e-2, rtol=0)    # pixels, torso ~600 px
+    assert (out - model_out).abs().max() > 1.0                       # and it did move them
+    torch.testing.assert_close(training_out, model_out, atol=1e-3, rtol=0)
 
 
 def test_model_is_invariant_to_translation_scale_and_time_offset():

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -72,6 +73,10 @@ def test_init_starts_a_new_run_from_a_model_file(tiny_config, tmp_path):
     save_model(PoseTween(ModelConfig(window=4, d_model=16, heads=2, ff=32, encoder_layers=1, decoder_layers=1)), other)
     with pytest.raises(ValueError, match="model config"):
         train_cli(tiny_config, runs, "mismatch", "--init", str(other))
+    # curve_blend acts at inference only: a file with another share starts a run all the same.
+    blended = tmp_path / "blended.pt"
+    save_model(PoseTween(ModelConfig(**{**start["config"], "curve_blend": 0.25})), blended)
+    assert train_cli(tiny_config, runs, "from-blended", "--init", str(blended), "--until", "0") == 0
 
 
 def test_init_may_deepen_the_model_without_changing_its_outputs(tiny_config, tmp_path):
@@ -236,6 +241,22 @@ def test_eval_reports_all_methods_and_untrained_model_equals_linear(synthetic_h5
     assert "## 7.5 fps in" in report.read_text() and out.with_suffix(".png").exists()
 
 
+def test_eval_curve_blend_one_is_the_curve_and_is_recorded(synthetic_h5, tmp_path):
+    torch.manual_seed(0)
+    model_path = tmp_path / "untrained.pt"
+    save_model(PoseTween(ModelConfig(window=4, encoder_layers=1, decoder_layers=1)), model_path)
+    out = tmp_path / "eval.json"
+    common = ["eval", "--data", str(synthetic_h5), "--split", "all", "--output-fps", "30", "--views", "1",
+              "--model", str(model_path), "--no-tune-one-euro", "--json", str(out)]
+    assert main([*common, "--curve-blend", "1"]) == 0
+    result = json.loads(out.read_text())
+    assert result["model"]["mpjpe"] == pytest.approx(result["curve"]["mpjpe"], rel=1e-3)
+    assert result["model"]["mpjpe"] != pytest.approx(result["linear"]["mpjpe"], rel=1e-2)
+    assert result["settings"]["curve_blend"] == 1.0
+    with pytest.raises(ValueError, match="--curve-blend 2.0: a share"):
+        main([*common, "--curve-blend", "2"])
+
+
 def test_eval_lookahead0_compares_constant_velocity_and_noisy(synthetic_h5, tmp_path):
     torch.manual_seed(0)
     model_path = tmp_path / "untrained.pt"
@@ -249,3 +270,57 @@ def test_eval_lookahead0_compares_constant_velocity_and_noisy(synthetic_h5, tmp_
     # The untrained model extrapolates like constant velocity (but from all joints together,
     # missing ones filled from the window), so it is close to, not equal to, the baseline.
     assert result["model"]["mpjpe"] == pytest.approx(result["constant_velocity"]["mpjpe"], rel=0.3)
+
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def test_gpu_data_pack_keeps_training_motions_to_half_a_millimetre(synthetic_h5, tmp_path):
+    from posetween.training.build_data import load_motions
+    from posetween.training.config import load_config
+    from posetween.training.splits import split_of
+    config = tmp_path / "split.yaml"
+    config.write_text(yaml.safe_dump({"data": {"split": {"by": "take", "validation": 0.2, "test": 0.4}}}))
+    packed, unpacked = tmp_path / "train.pack", tmp_path / "train.h5"
+    for args in (["pack", "--data", str(synthetic_h5), "--config", str(config), "--out", str(packed)],
+                 ["unpack", str(packed), "--out", str(unpacked)]):
+        subprocess.run([sys.executable, str(SCRIPTS / "gpu_data.py"), *args], check=True, capture_output=True)
+    split = load_config(config).data.split
+    original = {(m.subset, m.name): m for m in load_motions(synthetic_h5)}
+    kept = {k for k in original if split_of(*k, split) != "test"}
+    assert 0 < len(kept) < len(original)     # some motions are test motions, and they stay behind
+    back = {(m.subset, m.name): m for m in load_motions(unpacked)}
+    assert set(back) == kept
+    for k in kept:
+        assert back[k].fps == original[k].fps
+        assert np.abs(back[k].joints - original[k].joints).max() <= 0.00025 + 1e-6   # float32 rounding at a few metres
+
+
+def test_gpu_training_script_sizes_its_runs_to_the_deadline(tiny_config, synthetic_h5, tmp_path):
+    """scripts/train_gpu.sh end to end on the CPU: probe, runs sized to the time left, the best
+    model of each copied out; the device tool runs the same script on a GPU."""
+    packed = tmp_path / "train.pack"
+    subprocess.run([sys.executable, str(SCRIPTS / "gpu_data.py"), "pack", "--data", str(synthetic_h5),
+                    "--config", str(tiny_config), "--out", str(packed)], check=True, capture_output=True)
+    out = tmp_path / "out"
+    env = {**os.environ, "PY": sys.executable, "CONFIG": str(tiny_config), "PACK": str(packed),
+           "NAMES": "scratch-4x4", "BATCH": "8", "PROBE": "8", "DEADLINE": "45", "OUT": str(out),
+           "RUNS": str(tmp_path / "runs"), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(["bash", str(SCRIPTS / "train_gpu.sh")], env=env, cwd=SCRIPTS.parent,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "steps/s in the probe" in done.stdout
+    model = torch.load(out / "scratch-4x4.pt", weights_only=True)
+    assert model["config"]["encoder_layers"] == 4 and model["step"] > 0
+    last = torch.load(tmp_path / "runs" / "scratch-4x4" / "last.pt", weights_only=True)
+    assert last["step"] == last["config"]["optim"]["steps"]   # its schedule ran to the end
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_windows_are_drawn_on_the_clips_device(synthetic_h5):
+    from posetween.training.build_data import load_motions
+    from posetween.training.windows import AugmentConfig, MotionClips, sample_windows
+    clips = MotionClips.from_motions([(m.name, m.fps, m.joints) for m in load_motions(synthetic_h5)]).to("cuda")
+    w = sample_windows(clips, 64, 8, AugmentConfig(skeleton_share=0.5, occlusion=0.5, limb_swap=0.5),
+                       torch.Generator("cuda").manual_seed(0))
+    assert all(v.device.type == "cuda" for v in w.values())

@@ -177,7 +177,8 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, until: int | No
     model = PoseTween(cfg.model).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
-    sampler_rng = torch.Generator().manual_seed(cfg.seed * 1000 + ddp.rank)
+    # Training windows are drawn on the training device: on a GPU the CPU could not keep up.
+    sampler_rng = torch.Generator(device).manual_seed(cfg.seed * 1000 + ddp.rank)
     step, best, seconds = 0, math.inf, 0.0
     before = {"steps": 0, "seconds": 0.0}   # training of the weights a run started from (--init)
 
@@ -191,7 +192,11 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, until: int | No
         scheduler.load_state_dict(ckpt["scheduler"])
         step, best, seconds = ckpt["step"], ckpt["best"], ckpt.get("seconds", 0.0)
         before = ckpt.get("before", before)
-        sampler_rng.set_state(ckpt["rng"]["sampler"][ddp.rank])
+        try:
+            sampler_rng.set_state(ckpt["rng"]["sampler"][ddp.rank])
+        except RuntimeError as e:   # a CPU generator's state does not fit a GPU's, or back
+            raise ValueError(f"--resume: {last} was trained on another kind of device than "
+                             f"{device.type}; resume it there ({e})") from None
         torch.set_rng_state(ckpt["rng"]["torch"][ddp.rank])
         log.info("resumed %s at step %d", run_dir, step)
     else:
@@ -202,7 +207,7 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, until: int | No
         if ddp.main:
             (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
-    train_clips = load_clips(cfg, "train")
+    train_clips = load_clips(cfg, "train").to(device)
     val_clips = load_clips(cfg, "validation")
     val_rng = torch.Generator().manual_seed(12345)   # the same validation windows every time
     n_val = max(1, cfg.log.validation_windows // 256)
@@ -289,11 +294,11 @@ def init_from(model: PoseTween, cfg: TrainConfig, path: Path) -> dict:
     """Load a model file's weights into ``model``; returns the steps and seconds they had."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     theirs, ours = ckpt["config"], cfg.model.to_dict()
-    depth = ("encoder_layers", "decoder_layers")
-    same = lambda c: {k: v for k, v in c.items() if k not in depth}
+    free = ("encoder_layers", "decoder_layers", "curve_blend")   # curve_blend: inference only
+    same = lambda c: {k: v for k, v in c.items() if k not in free}
     if same(theirs) != same(ours):
         raise ValueError(f"--init {path}: its model config {theirs} differs from the run's {ours} "
-                         f"(only the numbers of encoder and decoder layers may differ)")
+                         f"(only the numbers of encoder and decoder layers and curve_blend may differ)")
     load_weights(model, ckpt["state_dict"], str(path), any_depth=True)
     return {"steps": int(ckpt.get("step", 0)), "seconds": float(ckpt.get("train_seconds", 0.0))}
 

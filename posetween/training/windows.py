@@ -121,6 +121,12 @@ class MotionClips:
         weight = length.float() * (torch.ones(len(arrays)) if weights is None else torch.tensor(weights).float())
         return cls(torch.cat(arrays), start, length, torch.tensor(fps), names, weight)
 
+    def to(self, device: torch.device | str) -> "MotionClips":
+        """The same clips on ``device``: on a GPU, :func:`sample_windows` then draws whole batches
+        there (with a generator on that device), so the data keeps up with the model."""
+        return MotionClips(self.frames.to(device), self.start.to(device), self.length.to(device),
+                           self.fps.to(device), self.names, self.weight.to(device))
+
     def duration(self) -> Tensor:
         return (self.length - 1) / self.fps
 
@@ -183,7 +189,16 @@ def sample_windows(clips: MotionClips, batch: int, window: int, aug: AugmentConf
     """Draw ``batch`` training windows. Returns key_xy (B,K,J,2) with NaN for missing joints,
     key_conf, key_time (B,K) seconds, query_time (B,Q), and the clean targets target_key
     (B,K,J,2), target_query (B,Q,J,2), key_in_clip (B,K) (False for padding slots before
-    the clip's start), torso (B,) in pixels, lookahead (B,)."""
+    the clip's start), torso (B,) in pixels, lookahead (B,).
+
+    Everything is made on the clips' device (``g`` must be a generator of that device): every
+    tensor created below without a device lands there."""
+    with torch.device(clips.frames.device):
+        return _sample_windows(clips, batch, window, aug, g)
+
+
+def _sample_windows(clips: MotionClips, batch: int, window: int, aug: AugmentConfig,
+                    g: torch.Generator) -> dict[str, Tensor]:
     B, K, Q = batch, window, aug.queries
     # Clips drawn in proportion to their length (times their source's weight), so every frame
     # of a source counts the same.
