@@ -91,10 +91,14 @@ def main() -> None:
     u.add_argument("packed", type=Path)
     u.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    if args.command == "pack":
-        pack(args.data, args.config, args.out)
-    else:
-        unpack(args.packed, args.out)
+    try:
+        if args.command == "pack":
+            pack(args.data, args.config, args.out)
+        else:
+            unpack(args.packed, args.out)
+    except (OSError, ValueError, lzma.LZMAError) as e:   # a missing or foreign file: one line, exit 2
+        source = str(args.data if args.command == "pack" else args.packed)
+        parser.error(str(e) if source in str(e) else f"{source}: {e}")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,10 @@ declare -A ARGS=(
 )
 NAMES=(${NAMES:-warm scratch scratch-aug scratch-4x4})
 
-[ -f "$DATA" ] || $PY scripts/gpu_data.py unpack "$PACK" --out "$DATA"
+if [ ! -f "$DATA" ]; then
+  [ -f "$PACK" ] || { echo "train_gpu.sh: no $PACK: run 'python scripts/gpu_data.py pack --out $PACK' first" >&2; exit 2; }
+  $PY scripts/gpu_data.py unpack "$PACK" --out "$DATA"
+fi
 $PY -c "import torch; print(torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')"
 
 launch() {   # launch NAME PREFIX STEPS: one run in the background, its tqdm log in RUNS/PREFIXNAME.log

@@ -294,6 +294,11 @@ def test_gpu_data_pack_keeps_training_motions_to_half_a_millimetre(synthetic_h5,
     for k in kept:
         assert back[k].fps == original[k].fps
         assert np.abs(back[k].joints - original[k].joints).max() <= 0.00025 + 1e-6   # float32 rounding at a few metres
+    foreign = tmp_path / "foreign.pack"
+    foreign.write_text("not a pack")
+    done = subprocess.run([sys.executable, str(SCRIPTS / "gpu_data.py"), "unpack", str(foreign), "--out",
+                           str(tmp_path / "x.h5")], capture_output=True, text=True)
+    assert done.returncode == 2 and f"{foreign}: " in done.stderr and "Traceback" not in done.stderr
 
 
 def test_gpu_training_script_sizes_its_runs_to_the_deadline(tiny_config, synthetic_h5, tmp_path):
