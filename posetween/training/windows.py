@@ -331,14 +331,11 @@ def apply_layout(xy: Tensor, layout: Tensor) -> tuple[Tensor, Tensor]:
 
     xy (B, N, J, 2) -> (xy with neck and mid-hip made the means of the shoulders and hips where
     the layout derives them, lacking (B, J) bool: the joints the layout never has)."""
-    names = list(LAYOUT_MISSING)
-    lacking = torch.zeros(xy.shape[0], NUM_JOINTS, dtype=torch.bool)
-    derived = torch.zeros(xy.shape[0], dtype=torch.bool)
-    for i, name in enumerate(names):
-        rows = layout == i
-        lacking[rows.nonzero()[:, 0, None], [_J[n] for n in LAYOUT_MISSING[name]]] = True
-        if name in LAYOUT_DERIVED_TRUNK:
-            derived |= rows
+    # One row per layout, looked up per sample (no data-dependent indexing: on a GPU that
+    # would wait for the device).
+    lacks = torch.tensor([[n in LAYOUT_MISSING[name] for n in JOINT_INDEX] for name in LAYOUT_MISSING])
+    derives = torch.tensor([name in LAYOUT_DERIVED_TRUNK for name in LAYOUT_MISSING])
+    lacking, derived = lacks[layout], derives[layout]
     out = xy.clone()
     out[:, :, NECK] = xy[:, :, [_J["left_shoulder"], _J["right_shoulder"]]].mean(2)
     out[:, :, MID_HIP] = xy[:, :, [_J["left_hip"], _J["right_hip"]]].mean(2)
@@ -381,7 +378,5 @@ def occlusion_mask(B: int, K: int, share: float, g: torch.Generator) -> Tensor:
     parts = [[_J["left_shoulder"], _J["right_shoulder"], NECK], [_J["left_hip"], _J["right_hip"], MID_HIP],
              _SIDE["left_"], _SIDE["right_"]]
     kind = torch.randint(0, len(parts), (B,), generator=g)
-    hidden = torch.zeros(B, NUM_JOINTS, dtype=torch.bool)
-    for i, joints in enumerate(parts):
-        hidden[(kind == i).nonzero()[:, 0, None], joints] = True
-    return run[:, :, None] & hidden[:, None, :]
+    hides = torch.tensor([[j in joints for j in range(NUM_JOINTS)] for joints in parts])
+    return run[:, :, None] & hides[kind][:, None, :]
