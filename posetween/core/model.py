@@ -130,19 +130,20 @@ def normalize_window(key_xy: Tensor, key_conf: Tensor, key_time: Tensor, query_t
 def _brackets(time: Tensor, valid: Tensor, query_time: Tensor):
     """For each query, the valid keyframes around it: the newest at or before it (left), the
     oldest after it (right), the one before left (prev) and the one after right (next), as
-    indices (B, Q) with whether each exists."""
+    indices (B, Q) with whether each exists. (Scalars, not full tensors, fill the masked
+    entries: in the exported graph a full tensor is built for each search.)"""
     big = 1e9
     t = time.unsqueeze(1)                   # (B, 1, K)
     tq = query_time.unsqueeze(2)            # (B, Q, 1)
     v = valid.unsqueeze(1)
     before = v & (t <= tq)
     after = v & (t > tq)
-    idx_left = torch.where(before, t, torch.full_like(t.expand_as(before), -big)).argmax(-1)
-    idx_right = torch.where(after, t, torch.full_like(t.expand_as(after), big)).argmin(-1)
+    idx_left = torch.where(before, t, -big).argmax(-1)
+    idx_right = torch.where(after, t, big).argmin(-1)
     prev = v & (t < torch.gather(time, 1, idx_left).unsqueeze(-1))
     nxt = v & (t > torch.gather(time, 1, idx_right).unsqueeze(-1))
-    idx_prev = torch.where(prev, t, torch.full_like(t.expand_as(prev), -big)).argmax(-1)
-    idx_next = torch.where(nxt, t, torch.full_like(t.expand_as(nxt), big)).argmin(-1)
+    idx_prev = torch.where(prev, t, -big).argmax(-1)
+    idx_next = torch.where(nxt, t, big).argmin(-1)
     return (idx_prev, idx_left, idx_right, idx_next), (prev.any(-1), before.any(-1), after.any(-1), nxt.any(-1))
 
 
