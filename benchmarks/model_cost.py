@@ -5,12 +5,15 @@ thread, batch 1 and 64, the files timed in turns so that each sees the same mach
         [--before REV] [--runs 300] [--json out/model_cost.json]
 
 ``--before REV`` adds the shipped default.onnx of a git revision (e.g. the model before the
-multi-source training) as a third column.
+multi-source training) as a third column. ``--profile`` also prints, for each file, where
+onnxruntime spends its time at the last of ``--batches``: the share of each operator type (what to
+make cheaper first).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import subprocess
 import tempfile
@@ -38,6 +41,24 @@ def session(path: Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
+def operator_shares(path: Path, inputs: dict[str, np.ndarray], runs: int = 30) -> dict[str, float]:
+    """Share of onnxruntime's node time by operator type over ``runs`` calls (its profiler)."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    opts.enable_profiling = True
+    opts.profile_file_prefix = str(Path(tempfile.mkdtemp()) / "ort")
+    s = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    for _ in range(runs):
+        s.run(None, inputs)
+    events = json.loads(Path(s.end_profiling()).read_text())
+    by_op = collections.Counter()
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            by_op[e["args"]["op_name"]] += e["dur"]
+    total = sum(by_op.values())
+    return {op: t / total for op, t in by_op.most_common()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models", nargs="+", type=Path)
@@ -45,6 +66,7 @@ def main() -> None:
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 64])
     ap.add_argument("--runs", type=int, default=300)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--profile", action="store_true", help="time by operator type, at the last of --batches")
     args = ap.parse_args()
     paths = {p.name: p for p in args.models}
     if args.before:
@@ -76,6 +98,12 @@ def main() -> None:
     for name, r in results.items():
         cells = " | ".join(f"{r[b]['median_ms']:.2f} / {r[b]['p99_ms']:.2f} ms" for b in args.batches)
         print(f"| {name} | {paths[name].stat().st_size / 1e6:.1f} MB | {cells} |")
+    if args.profile:
+        for name, s in sessions.items():
+            shares = operator_shares(paths[name], inputs[name])
+            top = ", ".join(f"{op} {share:.0%}" for op, share in list(shares.items())[:8])
+            print(f"{name}, batch {args.batches[-1]}, time by operator: {top}")
+            results[name]["operators"] = shares
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2))
