@@ -91,14 +91,15 @@ def loss_fn(model, batch: dict, cfg: TrainConfig) -> tuple[torch.Tensor, dict]:
     query, keys = model(batch["key_xy"], batch["key_conf"], batch["key_time"], batch["query_time"])
     query_err = mpjpe(query, batch["target_query"], batch["torso"])
     key_err = mpjpe(keys, batch["target_key"], batch["torso"], batch["key_in_clip"][:, :, None])
-    parts = {"query_mpjpe": query_err.item(), "key_mpjpe": key_err.item()}
+    # Detached tensors, read (.item()) only when logged: each read waits for a GPU to finish.
+    parts = {"query_mpjpe": query_err.detach(), "key_mpjpe": key_err.detach()}
     share = cfg.optim.relative_loss_weight
     if share > 0:
         with torch.no_grad():
             linear = baselines.constant_velocity(batch["key_xy"], batch["key_conf"], batch["key_time"],
                                                  batch["query_time"])
         relative = relative_mpjpe(query, linear, batch["target_query"], batch["torso"], cfg.optim.relative_floor)
-        parts["query_relative"] = relative.item()
+        parts["query_relative"] = relative.detach()
         query_err = (1 - share) * query_err + share * relative
     return query_err + cfg.optim.key_loss_weight * key_err, parts
 
@@ -260,10 +261,10 @@ def train(cfg: TrainConfig, run_dir: Path, resume: bool = False, until: int | No
         step += 1
         bar.update(1)
         if ddp.main and step % cfg.log.every == 0:
-            bar.set_postfix(loss=f"{loss.item():.4f}", q=f"{parts['query_mpjpe']:.4f}")
+            bar.set_postfix(loss=f"{loss.item():.4f}", q=f"{parts['query_mpjpe'].item():.4f}")
             writer.add_scalar("train/loss", loss.item(), step)
             for k, v in parts.items():
-                writer.add_scalar(f"train/{k}", v, step)
+                writer.add_scalar(f"train/{k}", v.item(), step)
             writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
         if step % cfg.log.validate_every == 0 or step == end:
             if ddp.main:
