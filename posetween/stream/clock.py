@@ -45,13 +45,10 @@ class TickClock:
 
 
 class Lag:
-    """A stream's output lag, slewed towards its target: at most ``max_slew`` seconds per second
-    while it grows (the output runs slow), ``max_catchup`` while it shrinks (the output runs
-    fast: it was later than it needs to be, as after a stale backlog's last keyframes)."""
+    """A stream's output lag, slewed towards its target."""
 
-    def __init__(self, max_slew: float, max_catchup: float):
+    def __init__(self, max_slew: float):
         self.max_slew = max_slew
-        self.max_catchup = max_catchup
         self.value: float | None = None
         self.target: float | None = None
         self.at: float | None = None    # local time of the last update
@@ -65,7 +62,7 @@ class Lag:
         if self.value is None:
             return None
         if self.at is not None and now > self.at:
-            dt = now - self.at
-            self.value += min(max(self.target - self.value, -self.max_catchup * dt), self.max_slew * dt)
+            step = self.max_slew * (now - self.at)
+            self.value += min(max(self.target - self.value, -step), step)
         self.at = now
         return self.value

@@ -255,8 +255,8 @@ class Engine:
                 if len(self._streams) >= self.cfg.max_streams and not self._evict_for(stream_id, now):
                     return self.drop("too_many_streams", f"stream {stream_id!r} refused: {self.cfg.max_streams} "
                                                          "streams, each with a keyframe within its gap limit")
-                st = _Stream(StreamWindow(stream_id, self.cfg, self.K), Track(),
-                             Lag(self.cfg.max_lag_slew, self.cfg.max_lag_catchup), seq_out=self._frames_total)
+                st = _Stream(StreamWindow(stream_id, self.cfg, self.K), Track(), Lag(self.cfg.max_lag_slew),
+                             seq_out=self._frames_total)
             d = st.window.check(t, xy19, conf19, seq, now)
             if d.action == DROP:
                 if d.reason == "conflict":      # the next keyframe may confirm it
@@ -271,7 +271,7 @@ class Engine:
                 self.stats.restart(d.reason)
                 self._events(f"restart:{d.reason}", "stream %r restarts (%s): %s", stream_id, d.reason, d.detail)
                 self._cancel(stream_id)
-                st.lag = Lag(self.cfg.max_lag_slew, self.cfg.max_lag_catchup)    # perhaps another clock, or another delay
+                st.lag = Lag(self.cfg.max_lag_slew)    # perhaps another clock, or another delay
             if self.cfg.guard and d.action not in (START, RESTART):
                 prediction = st.guard.take(st.window.segment, t)
                 if prediction is not None:
@@ -402,7 +402,7 @@ class Engine:
         st.track = Track()
         for k in w.keys:
             st.track.note_keyframe(k.time)
-        st.lag = Lag(self.cfg.max_lag_slew, self.cfg.max_lag_catchup)
+        st.lag = Lag(self.cfg.max_lag_slew)
         self.stats.restart("resync")
         self._events("restart:resync", "stream %r resynchronised: %s", w.id, detail)
 
