@@ -117,8 +117,11 @@ def test_service_process_restart_with_publisher_and_subscriber_connected(served_
     d = delays(before)
     after = [p for p in poses if p.published >= t_start]
     assert after and after[0].published - t_start < 2.0, "no output within 2 s of the restart"
-    settled = published_between(after, t_start + 3.0, t_start + 5.0)
-    assert len(settled) > 0.8 * 2 * RATE
+    # At the normal delay within 5 s (the limit): the last second before it. A lag set
+    # a little high by the backlog's last keyframes (less than max_lag_error_s, so not reset)
+    # slews back at max_lag_slew, 20 ms a second: CI saw 40 ms left at 3 s, 20 ms at 4 s.
+    settled = published_between(after, t_start + 4.0, t_start + 5.0)
+    assert len(settled) > 0.8 * RATE
     assert np.median(delays(settled)) == pytest.approx(np.median(d), abs=SLACK)
     assert np.percentile(delays(settled), 99) < np.percentile(d, 99) + SLACK
 
