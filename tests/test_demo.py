@@ -285,7 +285,8 @@ def live_demo_summary(model_path: str, clip: str) -> dict:
     indices = [s.index for s in posed]
     holes = (indices[-1] - indices[0] + 1 - len(indices)) if indices else 0
     return {"shown": [s.index for s in res.shown], "keyframes": res.keyframes, "posed": len(posed), "holes": holes,
-            "on_time": all(abs(p.time - s.time) <= 0.5 / 60 * (1 + engine.cfg.max_lag_slew) + 1e-6
+            "on_time": all(abs(p.time - s.time) <= 0.5 / 60 * (1 + max(engine.cfg.max_lag_slew, engine.cfg.max_lag_catchup))
+                           + 1e-6
                            for s in posed for p in s.outs.values()),
             "streams": sorted(res.people), "delay_ms": res.delay_ms}
 

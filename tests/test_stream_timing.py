@@ -16,6 +16,7 @@ import pytest
 
 from posetween.stream import Engine, EngineConfig
 from posetween.stream.client import PosePublisher, PoseSubscriber
+from posetween.stream.clock import Lag
 from posetween.stream.service import Service
 
 from stream_support import (Collector, LivePublisher, ServeProcess, delays, free_tcp_address, moving_pose, tiny_backend,
@@ -117,11 +118,11 @@ def test_service_process_restart_with_publisher_and_subscriber_connected(served_
     d = delays(before)
     after = [p for p in poses if p.published >= t_start]
     assert after and after[0].published - t_start < 2.0, "no output within 2 s of the restart"
-    # At the normal delay within 5 s (the issue's limit): the last second before it. A lag set
-    # a little high by the backlog's last keyframes (less than max_lag_error_s, so not reset)
-    # slews back at max_lag_slew, 20 ms a second: CI saw 40 ms left at 3 s, 20 ms at 4 s.
-    settled = published_between(after, t_start + 4.0, t_start + 5.0)
-    assert len(settled) > 0.8 * RATE
+    # At the normal delay from 2 s on (the issue allows 5). A lag set a little high by the
+    # backlog's last keyframes (less than max_lag_error_s, so not reset) catches up at
+    # max_lag_catchup, 100 ms a second (with max_lag_slew alone, CI saw 40 ms left at 3 s).
+    settled = published_between(after, t_start + 2.0, t_start + 5.0)
+    assert len(settled) > 0.8 * 3 * RATE
     assert np.median(delays(settled)) == pytest.approx(np.median(d), abs=SLACK)
     assert np.percentile(delays(settled), 99) < np.percentile(d, 99) + SLACK
 
@@ -150,3 +151,22 @@ def test_first_second_delivered_in_one_burst_starts_at_the_normal_delay(backend)
     assert len(settled) > 0.8 * 2 * RATE
     assert np.median(delays(settled)) == pytest.approx(NORMAL, abs=SLACK)
     assert np.percentile(delays(settled), 99) < NORMAL + 0.1
+
+
+def test_a_late_lag_catches_up_fast_only_while_no_window_waits():
+    """After a stale backlog the lag is often set a little high by its last keyframes (less
+    than max_lag_error_s, so not reset): it comes down within about a second, not the five that
+    max_lag_slew takes, but only while no window of the stream awaits the model (the window's
+    budget assumed output time running at most at real speed). A lag that must grow slews."""
+    cfg = EngineConfig()
+    cases = ((0.160, 0.068, True, 0.068),                               # late, nothing waits
+             (0.160, 0.068, False, 0.160 - cfg.max_lag_slew),           # late, a window waits
+             (0.068, 0.160, True, 0.068 + cfg.max_lag_slew))            # early: never fast
+    for start, target, catch_up, after_1s in cases:
+        lag = Lag(cfg.max_lag_slew, cfg.max_lag_catchup)
+        lag.set_target(start)
+        lag.advance(100.0)
+        lag.set_target(target)
+        for k in range(1, 121):             # 120 Hz output ticks for one second
+            lag.advance(100.0 + k / 120, catch_up)
+        assert lag.value == pytest.approx(after_1s, abs=1e-9)

@@ -45,10 +45,13 @@ class TickClock:
 
 
 class Lag:
-    """A stream's output lag, slewed towards its target."""
+    """A stream's output lag, slewed towards its target: at most ``max_slew`` seconds per second,
+    or ``max_catchup`` while it shrinks and the caller says that is safe (the output runs fast:
+    it was later than it needs to be, as after a stale backlog's last keyframes)."""
 
-    def __init__(self, max_slew: float):
+    def __init__(self, max_slew: float, max_catchup: float):
         self.max_slew = max_slew
+        self.max_catchup = max_catchup
         self.value: float | None = None
         self.target: float | None = None
         self.at: float | None = None    # local time of the last update
@@ -58,11 +61,12 @@ class Lag:
         if self.value is None:
             self.value = target
 
-    def advance(self, now: float) -> float | None:
+    def advance(self, now: float, catch_up: bool = False) -> float | None:
         if self.value is None:
             return None
         if self.at is not None and now > self.at:
-            step = self.max_slew * (now - self.at)
-            self.value += min(max(self.target - self.value, -step), step)
+            dt = now - self.at
+            down = (self.max_catchup if catch_up else self.max_slew) * dt
+            self.value += min(max(self.target - self.value, -down), self.max_slew * dt)
         self.at = now
         return self.value

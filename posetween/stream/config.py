@@ -16,7 +16,10 @@ class EngineConfig:
     budget_from_lead: bool = True      # allow the model as long as the lead shown meanwhile lasts
                                        # (less a frame), when that is longer than budget_ms
     extra_delay_ms: float = 0.0        # added to the output delay (margin for arrival jitter)
-    max_lag_slew: float = 0.02         # output time may run this much fast/slow while the delay adapts
+    max_lag_slew: float = 0.02         # output time may run this much fast/slow while the delay adapts,
+    max_lag_catchup: float = 0.1       # ... and this much fast while it shrinks and no window of the
+                                       # stream awaits the model (late for no reason: the last
+                                       # keyframes of a stale backlog set it a little high)
     max_lag_error_s: float = 0.1       # a lag further than this from its target (a stale backlog, a
                                        # changed network delay) is set at once, as a new segment:
                                        # slewing 1 s away at 0.02 s/s would take 50 s
@@ -75,6 +78,8 @@ class EngineConfig:
             problems.append(f"max_gap_intervals must be > 1 (got {self.max_gap_intervals})")
         if not self.max_scale_change > 1:
             problems.append(f"max_scale_change must be > 1 (got {self.max_scale_change})")
+        if self.max_lag_slew < 0 or self.max_lag_catchup < 0:
+            problems.append("max_lag_slew and max_lag_catchup must be >= 0")
         if self.max_lag_error_s <= 0 or self.offset_window_s <= 0 or self.max_interval_s <= 0:
             problems.append("max_lag_error_s, offset_window_s and max_interval_s must be > 0")
         if self.horizon_intervals <= 0 or self.blend_s < 0 or self.initial_interval_s <= 0:

@@ -216,9 +216,9 @@ class OutputLog:
         self.count = 0                              # poses output, all people
         self.span: dict[str, list[float]] = {}      # stream -> [first, last] pose time
         # A frame gets the output pose nearest its time, at most half an output period away;
-        # while the delay adapts the output runs up to max_lag_slew fast or slow, so its poses
-        # lie up to that much further apart, and half a period would leave a frame bare.
-        self.half = 0.5 / self.rate * (1.0 + engine.cfg.max_lag_slew)
+        # while the delay adapts the output runs up to max_lag_catchup fast or max_lag_slew slow,
+        # so its poses lie up to that much further apart, and half a period would leave a frame bare.
+        self.half = 0.5 / self.rate * (1.0 + max(engine.cfg.max_lag_slew, engine.cfg.max_lag_catchup))
 
     def step(self, now: float) -> None:
         """Let the engine run its model and render every output tick due at ``now``."""

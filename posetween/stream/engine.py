@@ -255,8 +255,8 @@ class Engine:
                 if len(self._streams) >= self.cfg.max_streams and not self._evict_for(stream_id, now):
                     return self.drop("too_many_streams", f"stream {stream_id!r} refused: {self.cfg.max_streams} "
                                                          "streams, each with a keyframe within its gap limit")
-                st = _Stream(StreamWindow(stream_id, self.cfg, self.K), Track(), Lag(self.cfg.max_lag_slew),
-                             seq_out=self._frames_total)
+                st = _Stream(StreamWindow(stream_id, self.cfg, self.K), Track(),
+                             Lag(self.cfg.max_lag_slew, self.cfg.max_lag_catchup), seq_out=self._frames_total)
             d = st.window.check(t, xy19, conf19, seq, now)
             if d.action == DROP:
                 if d.reason == "conflict":      # the next keyframe may confirm it
@@ -271,7 +271,7 @@ class Engine:
                 self.stats.restart(d.reason)
                 self._events(f"restart:{d.reason}", "stream %r restarts (%s): %s", stream_id, d.reason, d.detail)
                 self._cancel(stream_id)
-                st.lag = Lag(self.cfg.max_lag_slew)    # perhaps another clock, or another delay
+                st.lag = Lag(self.cfg.max_lag_slew, self.cfg.max_lag_catchup)    # perhaps another clock, or another delay
             if self.cfg.guard and d.action not in (START, RESTART):
                 prediction = st.guard.take(st.window.segment, t)
                 if prediction is not None:
@@ -402,7 +402,7 @@ class Engine:
         st.track = Track()
         for k in w.keys:
             st.track.note_keyframe(k.time)
-        st.lag = Lag(self.cfg.max_lag_slew)
+        st.lag = Lag(self.cfg.max_lag_slew, self.cfg.max_lag_catchup)
         self.stats.restart("resync")
         self._events("restart:resync", "stream %r resynchronised: %s", w.id, detail)
 
@@ -783,7 +783,10 @@ class Engine:
         tol = 0.4995 / self.cfg.rate   # one output frame per keyframe, even with float noise
         shown = []
         for st in self._streams.values():
-            lag = st.lag.advance(tau)
+            # Catching up (output time running fast) only while no window of the stream awaits
+            # the model: the window's budget assumed output time at most real time, and running
+            # ahead of it could pass an interval before its answer or fallback is merged.
+            lag = st.lag.advance(tau, catch_up=st.queued is None or st.queued.done)
             if lag is None:
                 continue
             b = st.track.locate(tau - lag, self.cfg.max_gap_intervals * st.window.interval(), tol)
