@@ -101,10 +101,13 @@ stage default-16 "$RUNS/default-15/model.pt" --batch-size 128 --steps 8000 --lr 
   --set model.encoder_layers=7 --set model.decoder_layers=7 --set augment.max_fps=60 \
   --set "data.subset_weights={cmu-: 3.0, hdm05-: 4.0}" --set optim.relative_loss_weight=0.8
 
-# The shipped file answers with a quarter of the Hermite curve mixed in (model.curve_blend in
-# configs/default.yaml, at inference only; chosen on CMU 131: README, "Accuracy"). Stage 16 ran
-# before that setting existed; its file got it afterwards. A run of this script today has it
-# from the config, and its validation (which picks each stage's best model.pt) sees the blend.
+# The shipped file answers with some of the Hermite curve mixed in: a quarter (model.curve_blend,
+# chosen on CMU 131), more at higher input rates unless the input is noisy (curve_blend_per_octave,
+# curve_noise_low/high, chosen on the validation split by scripts/curve_share.py): README,
+# "Accuracy". Inference only. Stage 16 ran before these settings existed; set_inference.py writes
+# them into its file. A run of this script today has them from the config already, and its
+# validation (which picks each stage's best model.pt) sees them.
 cp "$RUNS/default-16/model.pt" posetween/models/default.pt
+"$BIN/python" scripts/set_inference.py posetween/models/default.pt configs/default.yaml
 "$BIN/posetween" export --out posetween/models/default.onnx
 echo "shipped $RUNS/default-16/model.pt as posetween/models/default.pt (+ default.onnx); next: make eval"

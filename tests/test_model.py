@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from posetween.core.model import (ModelConfig, PoseTween, hermite_weights, interpolation_weights, load_model,
-                                  normalize_window, per_joint_curve_weights, save_model)
+                                  normalize_window, per_joint_curve_weights, roughness, save_model)
 from posetween.core.skeleton import NUM_JOINTS
 
 
@@ -144,7 +144,7 @@ def test_curve_blend_mixes_the_hermite_curve_in_between_keyframes_at_inference_o
         out, _ = blended.eval()(xy, conf, t, tq)
         training_out, _ = blended.train()(xy, conf, t, tq)
     present = torch.ones(3, 4, NUM_JOINTS, dtype=torch.bool)
-    _, curve_w, inside = per_joint_curve_weights(t, present, tq, 2.0)
+    _, curve_w, inside, _ = per_joint_curve_weights(t, present, tq, 2.0)
     curve = torch.einsum("bjqk,bkjc->bqjc", curve_w, xy)
     inside = inside.permute(0, 2, 1).unsqueeze(-1)
     assert inside.any() and not inside.all()      # the window has queries of both kinds
@@ -152,6 +152,42 @@ def test_curve_blend_mixes_the_hermite_curve_in_between_keyframes_at_inference_o
     torch.testing.assert_close(out, expected, atol=1e-2, rtol=0)    # pixels, torso ~600 px
     assert (out - model_out).abs().max() > 1.0                       # and it did move them
     torch.testing.assert_close(training_out, model_out, atol=1e-3, rtol=0)
+
+
+def test_curve_share_grows_at_short_intervals_on_smooth_input_only():
+    """curve_blend at 7.5 fps and slower; curve_blend_per_octave more per halving of the interval
+    (at most all of the curve), but only on smooth input: none of that extra from a roughness of
+    curve_noise_high, all of it below curve_noise_low."""
+    model = PoseTween(ModelConfig(window=4, encoder_layers=1, decoder_layers=1, curve_blend=0.25,
+                                  curve_blend_per_octave=0.3, curve_noise_low=0.02, curve_noise_high=0.1))
+    gaps = torch.tensor([[[1 / 3.75, 1 / 7.5, 1 / 15, 1 / 30, 1 / 240]]])          # (1, 1, 5) seconds
+    share = lambda rough: model.curve_share(gaps, torch.tensor([rough]))[0, 0]
+    torch.testing.assert_close(share(0.0), torch.tensor([0.25, 0.25, 0.55, 0.85, 1.0]))
+    torch.testing.assert_close(share(0.06), torch.tensor([0.25, 0.25, 0.40, 0.55, 0.625]))
+    torch.testing.assert_close(share(0.3), torch.full((5,), 0.25))
+
+
+def test_roughness_is_zero_for_steady_motion_and_measures_noise():
+    """The keyframes' distance from the chord of their neighbours: none for motion at constant
+    velocity, even at irregular times; about 3 sigma (sigma per coordinate, torso lengths) for
+    noise; joints not seen in three keyframes in a row do not count."""
+    g = torch.Generator().manual_seed(3)
+    B, K = 64, 8
+    t = torch.cumsum(torch.rand((B, K), generator=g) * 0.1 + 0.03, 1)          # irregular times
+    velocity = torch.randn((B, 1, NUM_JOINTS, 2), generator=g) * 200
+    start = torch.rand((B, 1, NUM_JOINTS, 2), generator=g) * 400
+    xy = start + velocity * t[:, :, None, None]
+    xy[:, :, 8] = xy[:, :, 1] + torch.tensor([0.0, 100.0])                     # a torso of 100 px
+    conf = torch.ones(B, K, NUM_JOINTS)
+    tq = t[:, -1:]
+    assert roughness(normalize_window(xy, conf, t, tq)).abs().max() < 1e-4
+    noisy = xy + torch.randn(xy.shape, generator=g) * 3.0                      # 0.03 torso lengths
+    rough = roughness(normalize_window(noisy, conf, t, tq))
+    assert 0.06 < float(rough.mean()) < 0.12
+    wild = noisy.clone()
+    wild[:, 1::2, 4] += 500.0                 # one joint jumping about, in every other keyframe ...
+    conf[:, 1::2, 4] = 0.0                    # ... and not seen there: not counted
+    torch.testing.assert_close(roughness(normalize_window(wild, conf, t, tq)).mean(), rough.mean(), atol=0.01, rtol=0)
 
 
 def test_model_is_invariant_to_translation_scale_and_time_offset():

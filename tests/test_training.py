@@ -257,6 +257,30 @@ def test_eval_curve_blend_one_is_the_curve_and_is_recorded(synthetic_h5, tmp_pat
         main([*common, "--curve-blend", "2"])
 
 
+def test_set_inference_writes_the_curve_rule_into_an_older_file_and_keeps_its_weights(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "old.pt"
+    save_model(PoseTween(ModelConfig(window=4, encoder_layers=1, decoder_layers=1)), path, {"step": 123})
+    ckpt = torch.load(path, weights_only=True)
+    for key in ("curve_blend_per_octave", "curve_noise_low", "curve_noise_high"):   # as written before they existed
+        del ckpt["config"][key]
+    torch.save(ckpt, path)
+    config = tmp_path / "c.yaml"
+    config.write_text("model:\n  window: 4\n  curve_blend: 0.25\n  curve_blend_per_octave: 0.3\n"
+                      "  curve_noise_low: 0.02\n  curve_noise_high: 0.1\n")
+    done = subprocess.run([sys.executable, str(SCRIPTS / "set_inference.py"), str(path), str(config)],
+                          capture_output=True, text=True, check=True)
+    assert "curve_blend_per_octave = 0.3" in done.stdout
+    after = torch.load(path, weights_only=True)
+    assert after["step"] == 123
+    assert {k: after["config"][k] for k in ("curve_blend", "curve_blend_per_octave", "curve_noise_low",
+                                            "curve_noise_high")} == {"curve_blend": 0.25, "curve_blend_per_octave": 0.3,
+                                                                     "curve_noise_low": 0.02, "curve_noise_high": 0.1}
+    assert after["config"]["encoder_layers"] == 1          # not an inference setting: kept
+    assert all(torch.equal(after["state_dict"][k], v) for k, v in ckpt["state_dict"].items())
+    assert load_model(path).cfg.curve_blend_per_octave == 0.3
+
+
 def test_eval_lookahead0_compares_constant_velocity_and_noisy(synthetic_h5, tmp_path):
     torch.manual_seed(0)
     model_path = tmp_path / "untrained.pt"

@@ -97,8 +97,8 @@ def register_eval(sub) -> None:
                    help="keep the One-Euro filter at 1 Hz / 1 instead of tuning it on the validation split")
     p.add_argument("--model", help="model file, or a shipped model by name: default (the default) or open")
     p.add_argument("--curve-blend", type=float, metavar="SHARE",
-                   help="override the model file's curve_blend: the share of the Hermite curve in its "
-                        "answers between keyframes (0: the model alone, 1: the curve)")
+                   help="override the model file's share of the Hermite curve in its answers between "
+                        "keyframes with this constant share at every rate (0: the model alone, 1: the curve)")
     p.add_argument("--views", type=int, default=4, help="fixed virtual cameras per motion")
     p.add_argument("--subset", nargs="+", metavar="NAME",
                    help="only these subsets (sources) of the data file, e.g. cmu-131 hdm05-mm hdm05-tr")

@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from posetween.core import baselines, metrics
-from posetween.core.model import PoseTween, load_model
+from posetween.core.model import ModelConfig, PoseTween, load_model
 from posetween.training.build_data import load_motions
 from posetween.training.config import SplitConfig, load_config
 from posetween.training.keypoint_sources import load_keypoints
@@ -407,7 +407,7 @@ def _run(args) -> int:
     if args.curve_blend is not None:
         if not 0 <= args.curve_blend <= 1:
             raise ValueError(f"--curve-blend {args.curve_blend}: a share, from 0 to 1")
-        model.cfg.curve_blend = args.curve_blend
+        model.cfg.curve_blend, model.cfg.curve_blend_per_octave = args.curve_blend, 0.0
     # The One-Euro filter is tuned on the validation split of the training sources (a sample).
     validation = [] if args.no_tune_one_euro or not args.data else [
         m for m in load_motions(args.data) if split_of(m.subset, m.name, split_cfg) == "validation"]
@@ -422,7 +422,8 @@ def _run(args) -> int:
         windows = build_keypoint_windows(motions, model.cfg.window, args.every, s) if args.keypoints else None
         by_fps[fps] = evaluate(model, motions, s, windows)
         by_fps[fps]["settings"].update(data=args.keypoints or args.data, split=args.split,
-                                       model=args.model or "default", curve_blend=model.cfg.curve_blend)
+                                       model=args.model or "default",
+                                       **{k: getattr(model.cfg, k) for k in ModelConfig.INFERENCE_ONLY})
         print(f"\n{fps:g} fps in, lookahead {args.lookahead}{', noisy' if args.noisy else ''}:")
         print(markdown_table(by_fps[fps]))
     out = dict(by_fps[args.input_fps[0]])

@@ -33,7 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from posetween.core import baselines
-from posetween.core.model import PoseTween, load_weights, save_model
+from posetween.core.model import ModelConfig, PoseTween, load_weights, save_model
 from posetween.training.build_data import load_motions
 from posetween.training.config import TrainConfig, load_config, override, to_dict
 from posetween.training.splits import split_of
@@ -295,11 +295,12 @@ def init_from(model: PoseTween, cfg: TrainConfig, path: Path) -> dict:
     """Load a model file's weights into ``model``; returns the steps and seconds they had."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     theirs, ours = ckpt["config"], cfg.model.to_dict()
-    free = ("encoder_layers", "decoder_layers", "curve_blend")   # curve_blend: inference only
+    free = ("encoder_layers", "decoder_layers", *ModelConfig.INFERENCE_ONLY)
     same = lambda c: {k: v for k, v in c.items() if k not in free}
     if same(theirs) != same(ours):
         raise ValueError(f"--init {path}: its model config {theirs} differs from the run's {ours} "
-                         f"(only the numbers of encoder and decoder layers and curve_blend may differ)")
+                         f"(only the numbers of encoder and decoder layers and the inference settings "
+                         f"{', '.join(ModelConfig.INFERENCE_ONLY)} may differ)")
     load_weights(model, ckpt["state_dict"], str(path), any_depth=True)
     return {"steps": int(ckpt.get("step", 0)), "seconds": float(ckpt.get("train_seconds", 0.0))}
 
