@@ -71,6 +71,7 @@ def rule_share(model, c: dict, per_octave: float, low: float, high: float) -> np
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", help="model file or shipped name (default: the default model)")
     p.add_argument("--data", default="data/multi.h5")
     p.add_argument("--split-config", default="configs/default.yaml")
     p.add_argument("--split", default="validation", choices=["validation", "test"])
@@ -82,7 +83,7 @@ def main() -> int:
     args = p.parse_args()
     torch.set_num_threads(1)
     split_cfg = load_config(args.split_config).data.split
-    model = load_model(None).eval()
+    model = load_model(args.model).eval()
     base_share = model.cfg.curve_blend
     cases = {}
     for group in args.subsets:

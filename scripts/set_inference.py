@@ -5,6 +5,7 @@ changes how a trained model answers, not its weights: a file trained before a se
 gets it here, with its weights and training record kept as they are.
 
     python scripts/set_inference.py posetween/models/default.pt configs/default.yaml
+    python scripts/set_inference.py posetween/models/open.pt configs/default.yaml --set curve_blend=0
 """
 
 from __future__ import annotations
@@ -21,8 +22,15 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("model", help="model file to update in place")
     p.add_argument("config", help="training YAML whose model section has the settings")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="an inference setting other than the YAML's (as the training run's --set model.KEY=VALUE)")
     args = p.parse_args()
     wanted = load_config(args.config).model.to_dict()
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in ModelConfig.INFERENCE_ONLY or not value:
+            p.error(f"--set {item}: expected KEY=VALUE with KEY one of {', '.join(ModelConfig.INFERENCE_ONLY)}")
+        wanted[key] = float(value)
     ckpt = torch.load(args.model, map_location="cpu", weights_only=True)
     changed = {k: wanted[k] for k in ModelConfig.INFERENCE_ONLY if ckpt["config"].get(k) != wanted[k]}
     ckpt["config"].update(changed)
