@@ -95,6 +95,8 @@ def main() -> int:
             label = group.split(",")[0].rsplit("-", 1)[0] if "," in group else group
             cases[f"{label} {fps:g} fps {'noisy' if noisy else 'clean'}"] = case(model, motions, fps, noisy, args.views)
     model.cfg.curve_blend = base_share
+    print("window roughness (model.roughness, torso lengths), median: "
+          + "; ".join(f"{name} {float(c['rough'].median()):.3f}" for name, c in cases.items()))
     base = {name: error(c, np.full(c["gap"].shape, base_share)) for name, c in cases.items()}
     rules = [tuple(args.rule)] if args.rule else list(itertools.product(*GRID.values()))
     rows = []
