@@ -271,7 +271,8 @@ class Engine:
                 self.stats.restart(d.reason)
                 self._events(f"restart:{d.reason}", "stream %r restarts (%s): %s", stream_id, d.reason, d.detail)
                 self._cancel(stream_id)
-                st.lag = Lag(self.cfg.max_lag_slew, self.cfg.max_lag_catchup)    # perhaps another clock, or another delay
+                # Perhaps another clock, or another delay.
+                st.lag = Lag(self.cfg.max_lag_slew, self.cfg.max_lag_catchup)
             if self.cfg.guard and d.action not in (START, RESTART):
                 prediction = st.guard.take(st.window.segment, t)
                 if prediction is not None:
