@@ -25,13 +25,21 @@ def main() -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="an inference setting other than the YAML's (as the training run's --set model.KEY=VALUE)")
     args = p.parse_args()
-    wanted = load_config(args.config).model.to_dict()
+    try:
+        wanted = load_config(args.config).model.to_dict()
+    except (OSError, ValueError) as e:
+        p.error(f"{args.config}: {e}")
     for item in args.set:
         key, _, value = item.partition("=")
         if key not in ModelConfig.INFERENCE_ONLY or not value:
             p.error(f"--set {item}: expected KEY=VALUE with KEY one of {', '.join(ModelConfig.INFERENCE_ONLY)}")
         wanted[key] = float(value)
-    ckpt = torch.load(args.model, map_location="cpu", weights_only=True)
+    try:
+        ckpt = torch.load(args.model, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 -- missing, not a zip, not tensors: torch raises many kinds
+        p.error(f"{args.model} is not a readable model file ({type(e).__name__})")
+    if not (isinstance(ckpt, dict) and isinstance(ckpt.get("config"), dict)):
+        p.error(f"{args.model} is not a posetween model file (no config)")
     changed = {k: wanted[k] for k in ModelConfig.INFERENCE_ONLY if ckpt["config"].get(k) != wanted[k]}
     ckpt["config"].update(changed)
     ModelConfig(**ckpt["config"])          # still a valid config

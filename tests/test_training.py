@@ -279,6 +279,10 @@ def test_set_inference_writes_the_curve_rule_into_an_older_file_and_keeps_its_we
     assert after["config"]["encoder_layers"] == 1          # not an inference setting: kept
     assert all(torch.equal(after["state_dict"][k], v) for k, v in ckpt["state_dict"].items())
     assert load_model(path).cfg.curve_blend_per_octave == 0.3
+    for model, message in ((tmp_path / "missing.pt", "not a readable model file"), (config, "not a readable model file")):
+        bad = subprocess.run([sys.executable, str(SCRIPTS / "set_inference.py"), str(model), str(config)],
+                             capture_output=True, text=True)
+        assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_eval_lookahead0_compares_constant_velocity_and_noisy(synthetic_h5, tmp_path):
