@@ -22,12 +22,11 @@ import itertools
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from posetween.core.model import load_model, normalize_window, per_joint_curve_weights, roughness
 from posetween.training.build_data import load_motions
 from posetween.training.config import load_config
-from posetween.training.evaluate import EvalSettings, build_windows
+from posetween.training.evaluate import EvalSettings, build_windows, run_model
 from posetween.training.splits import split_of
 
 GRID = {"per_octave": (0.2, 0.3, 0.4, 0.5), "noise_low": (0.02, 0.04, 0.06), "noise_high": (0.08, 0.1, 0.12)}
@@ -36,23 +35,19 @@ GRID = {"per_octave": (0.2, 0.3, 0.4, 0.5), "noise_low": (0.02, 0.04, 0.06), "no
 def case(model, motions, fps: float, noisy: bool, views: int) -> dict:
     """The model's answers at share 0 and 1, the truth, and each query's gap and window roughness."""
     w = build_windows(motions, model.cfg.window, EvalSettings(input_fps=fps, noisy=noisy, views=views))
-    out = {0: [], 1: []}
+    out = {}
+    for share in (0, 1):
+        model.cfg.curve_blend, model.cfg.curve_blend_per_octave = float(share), 0.0
+        out[share] = run_model(model, w)
     gaps, rough = [], []
-    with torch.no_grad():
-        for i in tqdm(range(0, len(w.key_xy), 1024), desc=f"{fps:g} fps {'noisy' if noisy else 'clean'}",
-                      leave=False):
-            sl = slice(i, i + 1024)
-            t_ref = w.key_time[sl, -1:]
-            args = [torch.as_tensor(a, dtype=torch.float32) for a in
-                    (w.key_xy[sl], w.key_conf[sl], w.key_time[sl] - t_ref, w.query_time[sl] - t_ref)]
-            for share in (0, 1):
-                model.cfg.curve_blend, model.cfg.curve_blend_per_octave = float(share), 0.0
-                out[share].append(model(*args)[0].double().numpy())
-            win = normalize_window(*args)
-            gaps.append(per_joint_curve_weights(win.time, win.present > 0, win.query_time,
-                                                model.cfg.max_extrapolation)[3])
-            rough.append(roughness(win))
-    return {"out0": np.concatenate(out[0]), "out1": np.concatenate(out[1]), "target": w.target, "torso": w.torso,
+    for i in range(0, len(w.key_xy), 1024):      # the rule's inputs, as the model computes them
+        sl = slice(i, i + 1024)
+        t_ref = w.key_time[sl, -1:]
+        win = normalize_window(*(torch.as_tensor(a, dtype=torch.float32) for a in
+                                 (w.key_xy[sl], w.key_conf[sl], w.key_time[sl] - t_ref, w.query_time[sl] - t_ref)))
+        gaps.append(per_joint_curve_weights(win.time, win.present > 0, win.query_time, model.cfg.max_extrapolation)[3])
+        rough.append(roughness(win))
+    return {"out0": out[0], "out1": out[1], "target": w.target, "torso": w.torso,
             "gap": torch.cat(gaps), "rough": torch.cat(rough)}
 
 
