@@ -80,6 +80,32 @@ def test_interpolation_weights_linear_inside_constant_velocity_after_hold_before
     torch.testing.assert_close(w.sum(-1), torch.ones(1, 6))
 
 
+def test_interpolation_weights_match_numpy_interp_and_ignore_unseen_keyframes_times():
+    """Between the seen keyframes, each row's weights are numpy's piecewise-linear interpolation
+    through them; the times of keyframes not seen do not matter; a row with none seen weighs
+    nothing."""
+    g = torch.Generator().manual_seed(1)
+    R, K, Q = 500, 8, 10
+    time = torch.sort(torch.rand(R, K, generator=g, dtype=torch.float64), 1).values
+    valid = torch.rand(R, K, generator=g) > 0.4
+    valid[0] = False
+    query = torch.rand(R, Q, generator=g, dtype=torch.float64) * 1.2 - 0.1
+    values = torch.randn(R, K, generator=g, dtype=torch.float64)
+    w = interpolation_weights(time, valid, query, 2.0)
+    scrambled = torch.where(valid, time, torch.randn(R, K, generator=g, dtype=torch.float64) * 5)
+    assert torch.equal(w, interpolation_weights(scrambled, valid, query, 2.0))
+    assert (w[0] == 0).all()
+    got = (w @ values.unsqueeze(-1)).squeeze(-1)
+    checked = 0
+    for r in range(1, R):
+        t, v = time[r][valid[r]].numpy(), values[r][valid[r]].numpy()
+        between = (query[r] >= t[0]) & (query[r] <= t[-1]) if len(t) else torch.zeros(Q, dtype=torch.bool)
+        expected = np.interp(query[r][between].numpy(), t, v) if len(t) else []
+        np.testing.assert_allclose(got[r][between].numpy(), expected, atol=1e-9)
+        checked += int(between.sum())
+    assert checked > R * Q // 2
+
+
 def test_hermite_weights_follow_any_quadratic_and_are_linear_outside():
     # Irregular times, random missing keyframes: between two valid keyframes with a third on
     # either side, the curve is exact for quadratic motion (linear interpolation is not).
@@ -89,7 +115,7 @@ def test_hermite_weights_follow_any_quadratic_and_are_linear_outside():
     valid = torch.rand(B, K, generator=g) > 0.3
     query = torch.rand(B, Q, generator=g, dtype=torch.float64) * 2.6 - 0.3
     linear = interpolation_weights(time, valid, query, 2.0)
-    w = hermite_weights(time, valid, query, linear)
+    w = hermite_weights(time, valid, query, 2.0)
     torch.testing.assert_close(w.sum(-1), torch.ones(B, Q, dtype=torch.float64))
     assert (w[~valid.unsqueeze(1).expand_as(w)] == 0).all()
     c = torch.randn(B, 3, 1, generator=g, dtype=torch.float64)

@@ -14,7 +14,7 @@ import torch
 from scipy.interpolate import CubicSpline
 from torch import Tensor
 
-from .model import per_joint_curve_weights, per_joint_weights
+from .model import joint_weighted_sum, per_joint_curve_weights, per_joint_weights
 
 
 def _per_joint(key_xy: Tensor, key_conf: Tensor, key_time: Tensor, query_time: Tensor, weights) -> Tensor:
@@ -22,7 +22,7 @@ def _per_joint(key_xy: Tensor, key_conf: Tensor, key_time: Tensor, query_time: T
     query_time) -> (B, J, Q, K)``; NaN for a joint seen nowhere in the window."""
     seen = (key_conf > 0) & torch.isfinite(key_xy).all(-1)                      # (B, K, J)
     xy = torch.where(seen.unsqueeze(-1), key_xy, torch.zeros_like(key_xy))
-    out = torch.einsum("bjqk,bkjc->bqjc", weights(key_time, seen, query_time), xy)
+    out = joint_weighted_sum(weights(key_time, seen, query_time), xy)
     never_seen = ~seen.any(1)                                                   # (B, J)
     return torch.where(never_seen[:, None, :, None], torch.full_like(out, float("nan")), out)
 

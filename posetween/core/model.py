@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -112,12 +113,13 @@ def normalize_window(key_xy: Tensor, key_conf: Tensor, key_time: Tensor, query_t
     finite = torch.isfinite(key_xy).all(-1)
     present_b = (key_conf > 0) & finite
     present = present_b.float()
-    xy = torch.where(present_b.unsqueeze(-1), key_xy, torch.zeros_like(key_xy))
+    present_xy = _repeat_last(present.unsqueeze(-1), 2) > 0                       # (B, K, J, 2)
+    xy = torch.where(present_xy, key_xy, 0.0)
     valid = present_b.any(-1)
 
     # Centre: mean of all seen joints in the window (stable under a missing hip).
     count = present.sum((1, 2))
-    center = (xy * present.unsqueeze(-1)).sum((1, 2)) / count.clamp(min=1).unsqueeze(-1)
+    center = xy.sum((1, 2)) / count.clamp(min=1).unsqueeze(-1)
 
     # Scale: the mean torso length over the keyframes that show one: neck to mid-hip where both
     # are seen, else the mean of the shoulder-to-hip lengths of the sides seen (about as long,
@@ -133,14 +135,14 @@ def normalize_window(key_xy: Tensor, key_conf: Tensor, key_time: Tensor, query_t
     torso_seen = torch.maximum(torso_seen, (side_seen > 0).float())
     torso_scale = (torso * torso_seen).sum(1) / torso_seen.sum(1).clamp(min=1)
     big = 1e9
-    lo = torch.where(present_b.unsqueeze(-1), key_xy, torch.full_like(key_xy, big)).amin(2)
-    hi = torch.where(present_b.unsqueeze(-1), key_xy, torch.full_like(key_xy, -big)).amax(2)
+    lo = torch.where(present_xy, xy, big).amin(2)
+    hi = torch.where(present_xy, xy, -big).amax(2)
     extent = torch.where(valid, (hi - lo).amax(-1), torch.zeros_like(hi[..., 0]))
     box_scale = 0.3 * extent.sum(1) / valid.float().sum(1).clamp(min=1)
     scale = torch.where(torso_seen.sum(1) > 0, torso_scale, box_scale)
     scale = torch.where(scale > 1e-6, scale, torch.ones_like(scale))
 
-    xy = (xy - center[:, None, None]) / scale[:, None, None, None] * present.unsqueeze(-1)
+    xy = (xy - center[:, None, None].expand_as(xy)) * (present_xy.to(xy.dtype) / scale[:, None, None, None])
 
     # Times relative to the newest valid keyframe. A window with no valid slot keeps its times.
     t_ref = torch.where(valid, key_time, torch.full_like(key_time, -big)).amax(1)
@@ -149,67 +151,90 @@ def normalize_window(key_xy: Tensor, key_conf: Tensor, key_time: Tensor, query_t
                   query_time - t_ref[:, None], center, scale)
 
 
-def _brackets(time: Tensor, valid: Tensor, query_time: Tensor):
-    """For each query, the valid keyframes around it: the newest at or before it (left), the
-    oldest after it (right), the one before left (prev) and the one after right (next), as
-    indices (B, Q) with whether each exists. (Scalars, not full tensors, fill the masked
-    entries: in the exported graph a full tensor is built for each search.)"""
-    big = 1e9
-    t = time.unsqueeze(1)                   # (B, 1, K)
-    tq = query_time.unsqueeze(2)            # (B, Q, 1)
-    v = valid.unsqueeze(1)
-    before = v & (t <= tq)
-    after = v & (t > tq)
-    idx_left = torch.where(before, t, -big).argmax(-1)
-    idx_right = torch.where(after, t, big).argmin(-1)
-    prev = v & (t < torch.gather(time, 1, idx_left).unsqueeze(-1))
-    nxt = v & (t > torch.gather(time, 1, idx_right).unsqueeze(-1))
-    idx_prev = torch.where(prev, t, -big).argmax(-1)
-    idx_next = torch.where(nxt, t, big).argmin(-1)
-    return (idx_prev, idx_left, idx_right, idx_next), (prev.any(-1), before.any(-1), after.any(-1), nxt.any(-1))
+# The exported graph's speed. onnxruntime's CPU kernels for elementwise ops are fast when both
+# operands have one shape, or the smaller is a scalar, a per-row scalar or repeats rows of a few
+# dozen values or more; broadcasting anything shorter ((R, 1, K) against (R, Q, K), (..., 1)
+# against (..., 2)) is several times slower, as is torch.where on a broadcast condition. With up
+# to 1,216 rows (64 windows x 19 joints) of 8 x 8 per-joint weights, those ops were a third of a
+# window's cost, so the code below repeats short operands explicitly first (``_repeat_last``,
+# ``expand``), and counts instead of searching (argmax) for the keyframes around a query.
+
+def _repeat_last(x: Tensor, n: int) -> Tensor:
+    """``x`` (..., 1) repeated ``n`` times along its last axis: a matmul with a row of ones (exact,
+    and fast in onnxruntime, where an expand along the last axis is not)."""
+    return x @ torch.ones(1, n, dtype=x.dtype, device=x.device)
 
 
-def _onehot(idx: Tensor, K: int, dtype) -> Tensor:
-    return (torch.arange(K, device=idx.device) == idx.unsqueeze(-1)).to(dtype)
+class Brackets(NamedTuple):
+    """The seen keyframes around each query, for rows of keyframes (a window's, or one joint's
+    in each window): the newest at or before the query (left), the oldest after it (right), the
+    one before left (prev) and the one after right (next)."""
+    # (R, Q, K) each keyframe's place among the seen ones, counted from the query's left one:
+    # -1 prev, 0 left, 1 right, 2 next (any value where not seen)
+    slot: Tensor
+    seen: Tensor      # (R, Q, K) float, 1 where the keyframe was seen
+    index: tuple      # (R, Q) int64 keyframe index of prev, left, right, next (K - 1 where none)
+    exists: tuple     # (R, Q) bool, whether each of them exists
 
 
-def interpolation_weights(time: Tensor, valid: Tensor, query_time: Tensor, max_alpha: float,
-                          brackets=None) -> Tensor:
-    """Weights (B, Q, K) of piecewise-linear interpolation over the valid keyframes.
+def _brackets(time: Tensor, valid: Tensor, query_time: Tensor) -> Brackets:
+    """``Brackets`` of queries (R, Q) over keyframes (R, K) whose times ascend (as every window's
+    do). The seen keyframes' order is then their time order, so the left keyframe is the n-th seen
+    one, n counting the seen keyframes at or before the query, and the m-th seen one is at the
+    index that counts the keyframes seen fewer than m times before: counts, not searches (argmax
+    over masked times), which keeps every large op of the exported graph same-shaped. The times
+    of keyframes not seen do not matter."""
+    (R, K), Q = time.shape, query_time.shape[1]
+    seen = valid.to(time.dtype).unsqueeze(1).expand(R, Q, K)
+    at_or_before = (time.unsqueeze(1).expand(R, Q, K) - _repeat_last(query_time.unsqueeze(-1), K) <= 0).to(time.dtype)
+    n_before = (at_or_before * seen).sum(-1)                                      # (R, Q)
+    slot = seen.cumsum(-1) - _repeat_last(n_before.unsqueeze(-1), K)
+    index = tuple((slot < s).to(time.dtype).sum(-1).clamp(max=K - 1).long() for s in (-1, 0, 1, 2))
+    total = valid.to(time.dtype).sum(-1, keepdim=True)                           # (R, 1)
+    return Brackets(slot, seen, index, (n_before >= 2, n_before >= 1, n_before < total, n_before + 1 < total))
 
-    Between two valid keyframes: linear. After the newest: constant velocity from the last
-    two (alpha capped at ``max_alpha``). Before the oldest, or with one keyframe: hold.
-    ``brackets``: ``_brackets`` of these arguments, when the caller already has them.
-    """
-    (idx_prev, idx_left, idx_right, _), (has_prev, has_before, has_after, _) = (
-        brackets or _brackets(time, valid, query_time))
-    inside = has_before & has_after
-    extrapolate = has_before & ~has_after & has_prev
-    a = torch.where(inside, idx_left, torch.where(extrapolate, idx_prev, torch.where(has_before, idx_left, idx_right)))
-    b = torch.where(inside, idx_right, torch.where(has_before, idx_left, idx_right))
-    t_a, t_b = torch.gather(time, 1, a), torch.gather(time, 1, b)
+
+def _slot_weights(brackets: Brackets, coefficients: tuple) -> Tensor:
+    """Weights (R, Q, K) that put each coefficient (R, Q) on its keyframe, in the order prev, left,
+    right, next (fewer: the rest are 0), and 0 on every other keyframe."""
+    K = brackets.slot.shape[-1]
+    w = sum(_repeat_last(c.unsqueeze(-1), K) * (brackets.slot == place).to(c.dtype)
+            for place, c in zip((-1, 0, 1, 2), coefficients))
+    return w * brackets.seen
+
+
+def _linear_coefficients(time: Tensor, query_time: Tensor, b: Brackets, max_alpha: float) -> tuple:
+    """Piecewise-linear interpolation as coefficients on prev, left and right (R, Q) each:
+    between two seen keyframes, linear; after the newest, constant velocity from the last two
+    (alpha capped at ``max_alpha``); before the oldest, or with one, hold."""
+    t_prev, t_left, t_right = (torch.gather(time, 1, i) for i in b.index[:3])
+    has_prev, has_left, has_right, _ = b.exists
+    inside = has_left & has_right
+    extrapolate = has_left & ~has_right & has_prev
+    t_a, t_b = torch.where(inside, t_left, t_prev), torch.where(inside, t_right, t_left)
     denom = t_b - t_a
     safe = denom.abs() > 1e-6
     alpha = torch.where(safe, (query_time - t_a) / torch.where(safe, denom, torch.ones_like(denom)),
-                        torch.ones_like(denom))
-    alpha = alpha.clamp(0.0, max_alpha)
-    K = time.shape[1]
-    return (1 - alpha).unsqueeze(-1) * _onehot(a, K, time.dtype) + alpha.unsqueeze(-1) * _onehot(b, K, time.dtype)
+                        torch.ones_like(denom)).clamp(0.0, max_alpha)
+    zero, one = torch.zeros_like(alpha), torch.ones_like(alpha)
+    return (torch.where(extrapolate, 1 - alpha, zero),
+            torch.where(inside, 1 - alpha, torch.where(extrapolate, alpha, torch.where(has_left, one, zero))),
+            torch.where(inside, alpha, torch.where(has_left, zero, one)))
 
 
-def hermite_weights(time: Tensor, valid: Tensor, query_time: Tensor, linear: Tensor, brackets=None) -> Tensor:
-    """Weights (B, Q, K) of a cubic Hermite curve through the valid keyframes, for queries between
-    two of them; elsewhere ``linear`` (B, Q, K), the linear weights of the same queries.
+def interpolation_weights(time: Tensor, valid: Tensor, query_time: Tensor, max_alpha: float) -> Tensor:
+    """Weights (B, Q, K) of piecewise-linear interpolation over the valid keyframes (times
+    ascending): linear between two, constant velocity from the last two after the newest (alpha
+    capped at ``max_alpha``), hold before the oldest or with one; all 0 with none."""
+    b = _brackets(time, valid, query_time)
+    return _slot_weights(b, _linear_coefficients(time, query_time, b, max_alpha))
 
-    Between keyframes 1 and 2 (with 0 before and 3 after, where they exist), each end's tangent
-    is the slope of a parabola through three of them: 0, 1, 2 at keyframe 1 and 1, 2, 3 at
-    keyframe 2 where both exist (for the newest keyframe, as in live interpolation, 0, 1, 2),
-    else the chord 1-2.
-    With irregular times too, the curve is then exact for any quadratic motion. Every step is
-    linear in the keyframes, so the curve is a kernel like the linear one: weights summing to one.
-    """
-    (i0, i1, i2, i3), (has0, has1, has2, has3) = brackets or _brackets(time, valid, query_time)
-    t0, t1, t2, t3 = (torch.gather(time, 1, i) for i in (i0, i1, i2, i3))
+
+def _hermite_coefficients(time: Tensor, query_time: Tensor, b: Brackets, linear: tuple) -> tuple:
+    """The cubic Hermite curve's coefficients on prev, left, right, next for queries between two
+    seen keyframes; elsewhere ``linear``'s (those of the same queries, none on next)."""
+    t0, t1, t2, t3 = (torch.gather(time, 1, i) for i in b.index)
+    has0, has1, has2, has3 = b.exists
     inside = has1 & has2
 
     def inv(x: Tensor) -> Tensor:      # 1/x, and 0 where x is ~0 (a branch where() discards)
@@ -236,17 +261,32 @@ def hermite_weights(time: Tensor, valid: Tensor, query_time: Tensor, linear: Ten
         return (pick(l0, zero, zero), pick(l1, m1, -inv(h)), pick(l2, m2, inv(h)), pick(zero, m3, zero))
 
     a = tangent(has0, has3, t1)        # at 1: prefer the keyframe before
-    b = tangent(has0 & ~has3, has3, t2)   # at 2: prefer the keyframe after
-    K = time.shape[1]
-    e = [_onehot(i, K, time.dtype) for i in (i0, i1, i2, i3)]
+    c = tangent(has0 & ~has3, has3, t2)   # at 2: prefer the keyframe after
     value = (zero, h00, h01, zero)
-    w = sum((value[n] + h10 * a[n] + h11 * b[n]).unsqueeze(-1) * e[n] for n in range(4))
-    return torch.where(inside.unsqueeze(-1), w, linear)
+    linear = (*linear, zero)
+    return tuple(torch.where(inside, value[n] + h10 * a[n] + h11 * c[n], linear[n]) for n in range(4))
+
+
+def hermite_weights(time: Tensor, valid: Tensor, query_time: Tensor, max_alpha: float) -> Tensor:
+    """Weights (B, Q, K) of a cubic Hermite curve through the valid keyframes (times ascending),
+    for queries between two of them; elsewhere ``interpolation_weights``'.
+
+    Between keyframes 1 and 2 (with 0 before and 3 after, where they exist), each end's tangent
+    is the slope of a parabola through three of them: 0, 1, 2 at keyframe 1 and 1, 2, 3 at
+    keyframe 2 where both exist (for the newest keyframe, as in live interpolation, 0, 1, 2),
+    else the chord 1-2.
+    With irregular times too, the curve is then exact for any quadratic motion. Every step is
+    linear in the keyframes, so the curve is a kernel like the linear one: weights summing to one.
+    """
+    b = _brackets(time, valid, query_time)
+    linear = _linear_coefficients(time, query_time, b, max_alpha)
+    return _slot_weights(b, _hermite_coefficients(time, query_time, b, linear))
 
 
 def interpolate(weights: Tensor, key_xy: Tensor) -> Tensor:
     """Apply (B, Q, K) weights to keyframes (B, K, J, 2) -> (B, Q, J, 2)."""
-    return torch.einsum("bqk,bkjc->bqjc", weights, key_xy)
+    B, K, J, C = key_xy.shape
+    return (weights @ key_xy.reshape(B, K, J * C)).view(B, -1, J, C)
 
 
 def _per_joint_rows(time: Tensor, present: Tensor, query_time: Tensor):
@@ -270,14 +310,15 @@ def per_joint_curve_weights(time: Tensor, present: Tensor, query_time: Tensor,
     query lies between two keyframes of that joint (elsewhere the curve's weights are linear's);
     and (B, J, Q) the time between those two keyframes (meaningless elsewhere)."""
     B, K, J = present.shape
-    rows = _per_joint_rows(time, present, query_time)
-    brackets = _brackets(*rows)
-    linear = interpolation_weights(*rows, max_alpha, brackets)
-    curve = hermite_weights(*rows, linear, brackets)
-    (_, left, right, _), (_, has_left, has_right, _) = brackets
-    gap = torch.gather(rows[0], 1, right) - torch.gather(rows[0], 1, left)
-    return (linear.view(B, J, -1, K), curve.view(B, J, -1, K), (has_left & has_right).view(B, J, -1),
-            gap.view(B, J, -1))
+    rows_time, rows_valid, rows_query = _per_joint_rows(time, present, query_time)
+    b = _brackets(rows_time, rows_valid, rows_query)
+    linear = _linear_coefficients(rows_time, rows_query, b, max_alpha)
+    curve = _hermite_coefficients(rows_time, rows_query, b, linear)
+    _, left, right, _ = b.index
+    _, has_left, has_right, _ = b.exists
+    gap = torch.gather(rows_time, 1, right) - torch.gather(rows_time, 1, left)
+    return (_slot_weights(b, linear).view(B, J, -1, K), _slot_weights(b, curve).view(B, J, -1, K),
+            (has_left & has_right).view(B, J, -1), gap.view(B, J, -1))
 
 
 def roughness(w: Window, cap: float = 0.3) -> Tensor:
@@ -300,10 +341,15 @@ def apply_kernel(base: Tensor, delta: Tensor, present: Tensor, xy: Tensor) -> Te
     ``delta (B, J, Q, K)`` is restricted to the keyframes where each joint was seen and made
     to sum to zero there (so weights keep summing to one: translation stays exact).
     base (B, J, Q, K), present (B, K, J) float, xy (B, K, J, 2) -> (B, Q, J, 2)."""
-    seen = present.permute(0, 2, 1).unsqueeze(2)                              # (B, J, 1, K)
+    seen = present.permute(0, 2, 1).unsqueeze(2).expand_as(delta)             # (B, J, Q, K)
     mean = (delta * seen).sum(-1, keepdim=True) / seen.sum(-1, keepdim=True).clamp(min=1)
-    weights = base + (delta - mean) * seen
-    return torch.einsum("bjqk,bkjc->bqjc", weights, xy)
+    weights = base + (delta - _repeat_last(mean, delta.shape[-1])) * seen
+    return joint_weighted_sum(weights, xy)
+
+
+def joint_weighted_sum(weights: Tensor, xy: Tensor) -> Tensor:
+    """Each joint's own keyframes weighted: weights (B, J, Q, K), xy (B, K, J, 2) -> (B, Q, J, 2)."""
+    return (weights @ xy.permute(0, 2, 1, 3)).permute(0, 2, 1, 3)
 
 
 # ---------------------------------------------------------------- building blocks
@@ -332,21 +378,42 @@ class Attention(nn.Module):
         self.out = nn.Linear(d_model, d_model)
         self.dropout = dropout
 
-    def forward(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor) -> Tensor:
-        """mask: additive, (B, 1, 1, Lk), finite."""
+    def forward(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None) -> Tensor:
+        """mask: additive, (B, heads, Lq, Lk) (or anything that broadcasts to it), finite."""
         B, Lq, D = q.shape
         h = self.heads
-        q = self.q(q).view(B, Lq, h, D // h).transpose(1, 2)
-        k = self.k(k).view(B, -1, h, D // h).transpose(1, 2)
-        v = self.v(v).view(B, -1, h, D // h).transpose(1, 2)
-        att = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(D // h)) + mask
+        q = self.q(_tokens(q)).view(B, Lq, h, D // h).transpose(1, 2)
+        k = self.k(_tokens(k)).view(B, -1, h, D // h).transpose(1, 2)
+        v = self.v(_tokens(v)).view(B, -1, h, D // h).transpose(1, 2)
+        att = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(D // h))
+        if mask is not None:
+            att = att + mask
         att = F.dropout(att.softmax(-1), self.dropout, self.training)
-        return self.out((att @ v).transpose(1, 2).reshape(B, Lq, D))
+        return self.out((att @ v).transpose(1, 2).reshape(B * Lq, D)).view(B, Lq, D)
 
 
 class FeedForward(nn.Sequential):
     def __init__(self, d_model: int, ff: int, dropout: float):
-        super().__init__(nn.Linear(d_model, ff), nn.GELU(), nn.Dropout(dropout), nn.Linear(ff, d_model))
+        super().__init__(nn.Linear(d_model, ff), Gelu(), nn.Dropout(dropout), nn.Linear(ff, d_model))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(_tokens(x)).view(x.shape)
+
+
+class Gelu(nn.Module):
+    """nn.GELU (exact, erf). Exported, it is written out in the order onnxruntime fuses into one
+    Gelu kernel (the exporter's own order, ... * 0.5 * x, stays five separate passes)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if torch.onnx.is_in_onnx_export():
+            return x * (1 + torch.erf(x / math.sqrt(2))) * 0.5
+        return F.gelu(x)
+
+
+def _tokens(x: Tensor) -> Tensor:
+    """(B, L, D) -> (B * L, D) for a linear layer: onnxruntime fuses a 2-D matmul and its bias
+    into one Gemm, but adds the bias of a 3-D one in a separate pass."""
+    return x.reshape(-1, x.shape[-1])
 
 
 class EncoderLayer(nn.Module):
@@ -377,9 +444,9 @@ class DecoderLayer(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x: Tensor, query_pos: Tensor, memory: Tensor, memory_pos: Tensor,
-                memory_mask: Tensor, no_mask: Tensor) -> Tensor:
+                memory_mask: Tensor) -> Tensor:
         h = self.norm1(x)
-        x = x + self.drop(self.self_attn(h + query_pos, h + query_pos, h, no_mask))
+        x = x + self.drop(self.self_attn(h + query_pos, h + query_pos, h))
         h = self.norm2(x)
         x = x + self.drop(self.cross_attn(h + query_pos, memory + memory_pos, memory, memory_mask))
         return x + self.drop(self.ff(self.norm3(x)))
@@ -424,21 +491,25 @@ class PoseTween(nn.Module):
         # the output is then only the prior of zeros): no row is ever fully masked.
         attend = w.valid | ~w.valid.any(1, keepdim=True)
         mask = torch.where(attend, torch.zeros_like(w.time), torch.full_like(w.time, MASKED))[:, None, None, :]
+        # Expanded to the scores' shape once: onnxruntime adds a (B, 1, 1, K) mask to every
+        # layer's (B, heads, L, K) scores several times slower than one of the same shape.
+        Q, heads = w.query_time.shape[1], self.cfg.heads
+        key_mask, query_mask = mask.expand(B, heads, K, K), mask.expand(B, heads, Q, K)
 
         feats = torch.cat([w.xy, w.present.unsqueeze(-1), w.conf.unsqueeze(-1)], -1).reshape(B, K, J * 4)
         x = self.key_embed(feats)
         pos = self.time_encoding(w.time)
         for layer in self.encoder:
-            x = layer(x, pos, mask)
+            x = layer(x, pos, key_mask)
         memory = self.encoder_norm(x)
 
         # Joints seen somewhere in the window are kernel outputs; others are regressed positions.
-        seen = w.present.unsqueeze(-1)
-        seen_in_window = w.present.amax(1, keepdim=True).unsqueeze(-1) > 0     # (B, 1, J, 1)
-        # Denoised keyframes: a missing joint starts from its mean over the window (or the
-        # centre), and the head corrects it.
-        joint_mean = (w.xy * seen).sum(1, keepdim=True) / seen.sum(1, keepdim=True).clamp(min=1)
-        base = torch.where(seen > 0, w.xy, joint_mean.expand_as(w.xy))
+        seen_xy = _repeat_last(w.present.unsqueeze(-1), 2)                       # (B, K, J, 2)
+        seen_in_window = seen_xy.amax(1, keepdim=True) > 0                       # (B, 1, J, 2)
+        # Denoised keyframes: a missing joint (0 in w.xy) starts from its mean over the window
+        # (or the centre), and the head corrects it.
+        joint_mean = w.xy.sum(1, keepdim=True) / seen_xy.sum(1, keepdim=True).clamp(min=1)
+        base = w.xy + (1 - seen_xy) * joint_mean
         key_regressed = base + self.denoise_head(memory).view(B, K, J, 2)
         present_b = w.present > 0
         key_kernel = apply_kernel(per_joint_weights(w.time, present_b, w.time, self.cfg.max_extrapolation),
@@ -451,23 +522,22 @@ class PoseTween(nn.Module):
         Q = prior.shape[1]
         q = self.query_embed(prior.reshape(B, Q, J * 2))
         query_pos = self.time_encoding(w.query_time)
-        no_mask = torch.zeros_like(w.query_time)[:, None, None, :]
         for layer in self.decoder:
-            q = layer(q, query_pos, memory, pos, mask, no_mask)
+            q = layer(q, query_pos, memory, pos, query_mask)
         q = self.decoder_norm(q)
         regressed = prior + self.refine_head(q).view(B, Q, J, 2)
         # The query kernel starts from a mix of the linear and the Hermite curve weights (the
         # model picks how much curve, per query and joint) plus a free correction.
         linear, curve, inside, gap = per_joint_curve_weights(w.time, present_b, w.query_time,
                                                              self.cfg.max_extrapolation)
-        mix = self.curve_head(q).permute(0, 2, 1).unsqueeze(-1)                # (B, J, Q, 1)
+        mix = _repeat_last(self.curve_head(q).permute(0, 2, 1).unsqueeze(-1), K)   # (B, J, Q, K)
         kernel = apply_kernel(linear + mix * (curve - linear),
                               self.query_kernel_head(q).view(B, Q, K, J).permute(0, 3, 1, 2),
                               w.present, w.xy) + self.body_residual_head(q).view(B, Q, J, 2)
         if (self.cfg.curve_blend > 0 or self.cfg.curve_blend_per_octave > 0) and not self.training:
-            along_curve = torch.einsum("bjqk,bkjc->bqjc", curve, w.xy)
+            along_curve = joint_weighted_sum(curve, w.xy)
             share = self.curve_share(gap, roughness(w)) * inside.to(kernel.dtype)    # (B, J, Q)
-            kernel = kernel + share.permute(0, 2, 1).unsqueeze(-1) * (along_curve - kernel)
+            kernel = kernel + _repeat_last(share.permute(0, 2, 1).unsqueeze(-1), 2) * (along_curve - kernel)
         return torch.where(seen_in_window, kernel, regressed), key_out
 
     def curve_share(self, gap: Tensor, rough: Tensor) -> Tensor:
@@ -491,7 +561,7 @@ class PoseTween(nn.Module):
         out, key_out = self.forward_normalized(w)
         s = w.scale[:, None, None, None]
         c = w.center[:, None, None]
-        return out * s + c, key_out * s + c
+        return out * s + c.expand_as(out), key_out * s + c.expand_as(key_out)
 
 
 def save_model(model: PoseTween, path, extra: dict | None = None) -> None:
