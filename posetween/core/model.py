@@ -487,8 +487,9 @@ class PoseTween(nn.Module):
     def forward_normalized(self, w: Window) -> tuple[Tensor, Tensor]:
         """Normalised window -> (query poses (B, Q, J, 2), denoised keyframes (B, K, J, 2))."""
         B, K, J, _ = w.xy.shape
-        # Key padding mask. A window with no valid slot attends to all of them (finite, and
-        # the output is then only the prior of zeros): no row is ever fully masked.
+        # Key padding mask. A window with no valid slot attends to all of them, and its prior
+        # interpolates all of them (finite, and the output is then regressed from nothing): no
+        # row is ever fully masked.
         attend = w.valid | ~w.valid.any(1, keepdim=True)
         mask = torch.where(attend, torch.zeros_like(w.time), torch.full_like(w.time, MASKED))[:, None, None, :]
         # Expanded to the scores' shape once: onnxruntime adds a (B, 1, 1, K) mask to every
@@ -517,7 +518,7 @@ class PoseTween(nn.Module):
                                   w.present, w.xy)
         key_out = torch.where(seen_in_window, key_kernel, key_regressed)
 
-        weights = interpolation_weights(w.time, w.valid, w.query_time, self.cfg.max_extrapolation)
+        weights = interpolation_weights(w.time, attend, w.query_time, self.cfg.max_extrapolation)
         prior = interpolate(weights, key_out)
         Q = prior.shape[1]
         q = self.query_embed(prior.reshape(B, Q, J * 2))
