@@ -236,7 +236,13 @@ def open_card(args, ckpt: dict, params: int, hours: float) -> None:
         "rate of 7e-4. Stage 2, as the default model's stages 13 to 15: input rates up to 60 fps, HDM05 "
         "weighted twice CMU, half the query loss measured per window relative to linear interpolation; "
         "24000 steps from 3e-4. Stage 3: a warm restart from 1.5e-4, 16000 steps, 70 % of the query "
-        "loss relative to linear. "
+        "loss relative to linear. At inference the file takes some of the plain Hermite curve through "
+        f"the keyframes at input rates above 7.5 fps: {cfg.get('curve_blend_per_octave', 0)} per halving of "
+        "the interval below 1/7.5 s, fading out as the window's mean second difference goes from "
+        f"{cfg.get('curve_noise_low')} to {cfg.get('curve_noise_high')} torso lengths (noise), none at "
+        "7.5 fps and slower, so the table below is the same with it (`model.curve_blend_per_octave`, "
+        "`curve_noise_low`, `curve_noise_high`; chosen on the validation split of the training sources "
+        "by `scripts/curve_share.py`, README \"More of the curve at high rates\"). "
         f"Hardware: {ckpt.get('hardware', 'not recorded')} (last stage). Time: {hours:.2f} h in all, "
         f"{ckpt.get('step', '?')} steps of 256 windows.", "",
         "## Evaluation", "",

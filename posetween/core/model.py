@@ -238,8 +238,7 @@ def _hermite_coefficients(time: Tensor, query_time: Tensor, b: Brackets, linear:
     inside = has1 & has2
 
     def inv(x: Tensor) -> Tensor:      # 1/x, and 0 where x is ~0 (a branch where() discards)
-        ok = x.abs() > 1e-6
-        return torch.where(ok, 1.0 / torch.where(ok, x, torch.ones_like(x)), torch.zeros_like(x))
+        return 1.0 / torch.where(x.abs() > 1e-6, x, math.inf)
 
     def slope(ta, tb, tc, at):         # d/dt at `at` of the parabola through a, b, c: weights
         return ((2 * at - tb - tc) * inv((ta - tb) * (ta - tc)), (2 * at - ta - tc) * inv((tb - ta) * (tb - tc)),
