@@ -7,7 +7,10 @@ thread, batch 1 and 64, the files timed in turns so that each sees the same mach
 ``--before REV`` adds the shipped default.onnx of a git revision (e.g. the model before the
 multi-source training) as a third column. ``--profile`` also prints, for each file, where
 onnxruntime spends its time at the last of ``--batches``: the share of each operator type (what to
-make cheaper first).
+make cheaper first). ``--agree`` prints, for each file after the first, the largest difference of
+its answers from the first file's on 511 hard windows (``posetween.export.bench.random_windows``:
+missing joints, NaN coordinates, padding slots, irregular times, prediction; without its window
+that has no joint at all): two exports of the same weights should agree to float rounding.
 """
 
 from __future__ import annotations
@@ -59,6 +62,16 @@ def operator_shares(path: Path, inputs: dict[str, np.ndarray], runs: int = 30) -
     return {op: t / total for op, t in by_op.most_common()}
 
 
+def largest_difference(first: ort.InferenceSession, other: ort.InferenceSession) -> float:
+    """Largest |answer - first file's answer| (input units: pixels) on the hard windows of
+    ``--agree``."""
+    from posetween.export.bench import random_windows
+
+    w = random_windows(512, absolute=False)
+    feed = {k: np.asarray(v[1:], np.float32) for k, v in w.items()}     # window 0 has no joint
+    return float(np.nanmax(np.abs(first.run(None, feed)[0] - other.run(None, feed)[0])))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models", nargs="+", type=Path)
@@ -67,6 +80,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=300)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--profile", action="store_true", help="time by operator type, at the last of --batches")
+    ap.add_argument("--agree", action="store_true", help="how far each file's answers are from the first's")
     args = ap.parse_args()
     paths = {p.name: p for p in args.models}
     if args.before:
@@ -104,6 +118,12 @@ def main() -> None:
             top = ", ".join(f"{op} {share:.0%}" for op, share in list(shares.items())[:8])
             print(f"{name}, batch {args.batches[-1]}, time by operator: {top}")
             results[name]["operators"] = shares
+    if args.agree:
+        first, *others = sessions
+        for name in others:
+            diff = largest_difference(sessions[first], sessions[name])
+            print(f"{name} against {first}: answers differ by at most {diff:.2g} px on 511 hard windows")
+            results[name]["max_difference_px"] = diff
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2))
