@@ -128,6 +128,10 @@ def test_synchronised_streams_keep_their_rate(backend):
     # One model call per input interval for all the streams (a busy machine answers fewer
     # windows in it, and the rest fall back), not one per window.
     assert snap["model_calls"] <= 2 * 4 * fps
-    # What fell back is said per frame (kind) and counted, consistently.
+    # What fell back is said per frame (kind) and counted, consistently: a fallback frame comes
+    # from a window counted as fallen back, and a window counted shows fallback frames unless
+    # its model answer came too late (`late_answers`): the output had passed its times already,
+    # shown from the window before's prediction (1 run in 25 here had 21 such and no fallback frame).
     fell_back = sum(p.kind == "fallback" for p in out.poses())
-    assert (fell_back > 0) == (snap["fallbacks"] > 0)
+    assert fell_back == 0 or snap["fallbacks"] > 0
+    assert fell_back > 0 or snap["fallbacks"] == snap["late_answers"]

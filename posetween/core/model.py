@@ -160,9 +160,12 @@ def normalize_window(key_xy: Tensor, key_conf: Tensor, key_time: Tensor, query_t
 # ``expand``), and counts instead of searching (argmax) for the keyframes around a query.
 
 def _repeat_last(x: Tensor, n: int) -> Tensor:
-    """``x`` (..., 1) repeated ``n`` times along its last axis: a matmul with a row of ones (exact,
-    and fast in onnxruntime, where an expand along the last axis is not)."""
-    return x @ torch.ones(1, n, dtype=x.dtype, device=x.device)
+    """``x`` (..., 1) repeated ``n`` times along its last axis. Exported, a matmul with a row of
+    ones (exact, and fast in onnxruntime, where an expand along the last axis is not); in PyTorch
+    a free view."""
+    if torch.onnx.is_in_onnx_export():
+        return x @ torch.ones(1, n, dtype=x.dtype, device=x.device)
+    return x.expand(*x.shape[:-1], n)
 
 
 class Brackets(NamedTuple):
