@@ -201,6 +201,17 @@ OPEN_TABLE = ("<!-- open-table: written by scripts/model_card.py -->", "<!-- /op
 OPEN_TARGET = 0.8   # the open model on every source it never trained on, clean input: model / linear
 
 
+def curve_rule(cfg: dict) -> str:
+    """The curve share rule of a model file's config (``PoseTween.curve_share``), as a card says it."""
+    c = lambda key: cfg.get(key, 0.0)
+    return (f"{c('curve_blend_per_octave'):g} more of the curve per halving of the interval below 1/7.5 s "
+            f"({min(1.0, c('curve_blend') + 2 * c('curve_blend_per_octave')):g} at 30 fps: on clean input the "
+            "curve is nearly exact there), unless the window is rough like noise: that extra fades out as its "
+            f"mean second difference goes from {c('curve_noise_low'):g} to {c('curve_noise_high'):g} torso lengths "
+            "(`model.curve_blend_per_octave`, `curve_noise_low`, `curve_noise_high`; chosen on the validation "
+            "split of the training sources by `scripts/curve_share.py`)")
+
+
 def open_card(args, ckpt: dict, params: int, hours: float) -> None:
     """The open model's card (posetween/models/OPEN_MODEL_CARD.md) and README table."""
     cfg = ckpt["config"]
@@ -237,12 +248,8 @@ def open_card(args, ckpt: dict, params: int, hours: float) -> None:
         "weighted twice CMU, half the query loss measured per window relative to linear interpolation; "
         "24000 steps from 3e-4. Stage 3: a warm restart from 1.5e-4, 16000 steps, 70 % of the query "
         "loss relative to linear. At inference the file takes some of the plain Hermite curve through "
-        f"the keyframes at input rates above 7.5 fps: {cfg.get('curve_blend_per_octave', 0)} per halving of "
-        "the interval below 1/7.5 s, fading out as the window's mean second difference goes from "
-        f"{cfg.get('curve_noise_low')} to {cfg.get('curve_noise_high')} torso lengths (noise), none at "
-        "7.5 fps and slower, so the table below is the same with it (`model.curve_blend_per_octave`, "
-        "`curve_noise_low`, `curve_noise_high`; chosen on the validation split of the training sources "
-        "by `scripts/curve_share.py`, README \"More of the curve at high rates\"). "
+        "the keyframes at input rates above 7.5 fps, none at 7.5 fps and slower (so the table below is "
+        f"the same with it): {curve_rule(cfg)}. "
         f"Hardware: {ckpt.get('hardware', 'not recorded')} (last stage). Time: {hours:.2f} h in all, "
         f"{ckpt.get('step', '?')} steps of 256 windows.", "",
         "## Evaluation", "",
@@ -341,14 +348,7 @@ def main() -> None:
         "training data the model's corrections to the curve are less sure than on it, and the two "
         "errors are partly independent. The share was chosen on CMU subject 131 alone, clean and noisy "
         "at 7.5 fps (the README, \"Accuracy\", has the commands and the grid); the other sources confirm it. "
-        f"At shorter intervals the share grows by {ckpt['config'].get('curve_blend_per_octave', 0.0):g} per halving "
-        "of the interval below 1/7.5 s ("
-        f"{min(1.0, ckpt['config'].get('curve_blend', 0.0) + 2 * ckpt['config'].get('curve_blend_per_octave', 0.0)):g} "
-        "at 30 fps: on clean input the curve is nearly exact there), "
-        "unless the window is rough like noise: that extra fades out as its mean second difference goes from "
-        f"{ckpt['config'].get('curve_noise_low', 0.0):g} to {ckpt['config'].get('curve_noise_high', 0.0):g} torso "
-        "lengths (`model.curve_blend_per_octave`, `curve_noise_low`, `curve_noise_high`; chosen on the "
-        "validation split of the training sources by `scripts/curve_share.py`). "
+        f"At shorter intervals the share grows: {curve_rule(ckpt['config'])}. "
         f"Hardware: 2-core VMs, one thread a process: {ckpt.get('hardware', 'not recorded')} for the "
         "last stage, AMD EPYCs for stages 1 and 8 to 11 and an Intel Xeon for stages 2 to 7. "
         f"Time: {hours:.2f} h of training in all, {ckpt.get('step', '?')} steps of 256 windows (each "
