@@ -434,23 +434,6 @@ def test_budget_from_the_lead_lets_a_slower_model_answer(backend):
     assert run_synchronised(backend, 1, 0.020, fixed)[1].snapshot()["fallbacks"] >= 25
 
 
-def test_a_keyframe_taken_later_than_half_its_lead_says_the_input_is_behind(backend):
-    # What the service's input loop asks before it stops taking keyframes to run the model: a
-    # backlog in the socket is drained first (service.py). At 10 fps the lead covers 100 ms.
-    engine = Engine(backend, EngineConfig(rate=60, lookahead=1))
-    take = lambda k, late: engine.push("a", T0 + k / 10, moving_pose(k / 10), np.ones(19),
-                                       now=LOCAL0 + k / 10 + 0.003 + late)
-    for k in range(6):
-        take(k, 0.0)
-    assert not engine.input_behind
-    take(6, 0.040)
-    assert not engine.input_behind
-    take(7, 0.060)
-    assert engine.input_behind
-    take(8, 0.0)
-    assert not engine.input_behind
-
-
 def test_overload_runs_the_model_on_what_fits_and_every_stream_keeps_its_rate(backend):
     # 24 streams arriving together, 3 ms of model per window: about 11 fit in the lead's 33 ms
     # (half an interval at 10 fps). The model answers that many per call, the rest fall back at

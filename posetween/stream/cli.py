@@ -67,9 +67,6 @@ def register(sub) -> None:
                         "is split over this many one-thread onnxruntime sessions that run at the same time; "
                         "1: one thread for every batch")
     p.add_argument("--wide-batch", type=int, default=d.wide_batch, help="see --wide-threads")
-    p.add_argument("--no-defer", dest="defer_batches", action="store_false",
-                   help="run the model on each window at once even when it is busy (by default, under load, "
-                        "windows wait for a larger call as long as their lead allows)")
     p.add_argument("--linear-only", action="store_true",
                    help="no model: every window is linear interpolation (the service's own cost, for capacity tests)")
     p.set_defaults(func=_serve)
@@ -106,8 +103,7 @@ def _serve(args) -> int:
                            lead_intervals=args.lead_intervals, queries=args.queries, blend_s=args.blend_ms / 1000,
                            max_streams=args.max_streams, idle_timeout_s=args.idle_timeout,
                            max_gap_intervals=args.max_gap_intervals,
-                           max_jump_torso_per_s=args.max_jump_torso_per_s, wide_batch=args.wide_batch,
-                           defer_batches=args.defer_batches)
+                           max_jump_torso_per_s=args.max_jump_torso_per_s, wide_batch=args.wide_batch)
     except (ValueError, OSError) as e:
         raise SystemExit(f"error: {e}")
     if args.allow_remote and curve is None:

@@ -39,8 +39,11 @@ class EngineConfig:
     max_batch: int = 64                # windows per model call
     defer_batches: bool = False        # under load (the model busy more than a third of the time),
                                        # hold windows until just before the earliest can wait no
-                                       # longer, so that one call answers many (posetween serve: on)
-    wide_batch: int = 16               # from this many windows, the engine's wide_backend (more threads)
+                                       # longer, so that one call answers many (for a caller that runs
+                                       # the model between its other work; the service's model thread
+                                       # needs none: windows gather while a call runs)
+    wide_batch: int = 64               # from this many windows, the engine's wide_backend (more threads):
+                                       # below, one core for the model, the other for the service's Python
     pad_batch: bool = False            # pad the batch to a power of two (static-shape backends)
 
     # Stream life

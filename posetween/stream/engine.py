@@ -110,6 +110,39 @@ class _Stream:
     guard: Guard = dataclasses.field(default_factory=Guard)   # how far the model is trusted here
 
 
+@dataclass
+class ModelCall:
+    """One batched model call: taken by :meth:`Engine.begin_call`, run by :meth:`run` (in any
+    thread, without the engine's lock: onnxruntime releases the GIL meanwhile), merged by
+    :meth:`Engine.end_call`."""
+    batch: list[_Job]
+    late: list[_Job]                # windows that fall back with this call's
+    arrays: list[np.ndarray]        # the model's inputs
+    backend: object
+    wide: bool
+    start: float                    # engine clock when taken
+    clock: object = None            # the engine's clock when it is the real one (None: simulated)
+    out: np.ndarray | None = None   # (n, Q, 19, 2) answers, after run()
+    error: Exception | None = None
+    elapsed: float = 0.0            # seconds of the backend call
+    done: float = 0.0               # engine clock at the call's end
+
+    def run(self) -> None:
+        t0 = time.perf_counter()
+        try:
+            out = np.asarray(self.backend.run(*self.arrays))[:len(self.batch)]
+            if not np.isfinite(out).all():
+                raise FloatingPointError("the model returned non-finite poses")
+            self.out = out
+        except Exception as e:   # (end_call counts and logs it; the windows fall back)
+            self.error = e
+        finally:
+            # The call's end, before the caller has its turn again (service.py): what the
+            # deadlines are judged by, and what the next calls are predicted from.
+            self.elapsed = time.perf_counter() - t0
+            self.done = self.start + self.elapsed if self.clock is None else self.clock()
+
+
 def fallback_poses(key_xy: np.ndarray, key_conf: np.ndarray, key_time: np.ndarray, query: np.ndarray,
                    max_alpha: float) -> np.ndarray:
     """Per-joint linear interpolation through the keyframes where each joint was seen (hold
@@ -228,7 +261,6 @@ class Engine:
         self._calls: deque[tuple[float, float]] = deque()   # (end, seconds) of the recent calls
         self._defer_margin = DEFER_MARGIN_S   # defer_batches: how long before the predicted last moment
         self._deferring = False
-        self.input_behind = False   # the newest window's keyframe was taken late (_budget)
 
     # ------------------------------------------------------------ input
 
@@ -369,9 +401,6 @@ class Engine:
         # The output reaches the keyframe's interval extra_delay later than the lag alone says.
         covered += cfg.extra_delay_ms / 1000.0
         late = (newest.arrival - newest.time) - w.offset()
-        # Taken later than half of what the lead covers: the input is processed behind (a
-        # backlog waits in the socket), and the service drains it before the model runs.
-        self.input_behind = late > covered / 2
         if late >= covered:
             # Taken later than the lead lasts (input processed behind, a backlog): the output
             # has passed what the model would answer in time, so the window falls back at once
@@ -511,10 +540,23 @@ class Engine:
             return any(not j.done for j in chain(self._jobs, self._stale))
 
     def process(self, now: float | None = None, *, during_model=None) -> int:
-        """Run the model once on the waiting windows (one batch); returns how many it ran (0
-        also when, with ``defer_batches``, they can wait for more: see :meth:`due`).
-        ``during_model``: a context manager the backend call runs in (the service's input
-        thread gives the output thread its turn there)."""
+        """Run the model once on the waiting windows (one batch); returns how many windows it
+        answered or let fall back (0 also when, with ``defer_batches``, they can wait for more:
+        see :meth:`due`). ``during_model``: a context manager the backend call runs in (the
+        service gives the output thread its turn there). The three steps, for a caller that
+        overlaps one call's merge with the next call (the service's model thread):
+        :meth:`begin_call`, :meth:`ModelCall.run` and :meth:`end_call`."""
+        call = self.begin_call(now)
+        if call is None or not call.batch:
+            return 0 if call is None else len(call.late)
+        with during_model or nullcontext():
+            call.run()
+        return self.end_call(call)
+
+    def begin_call(self, now: float | None = None) -> "ModelCall | None":
+        """Take the waiting windows for one model call (None: none waits, or with
+        ``defer_batches`` they can wait for more). Windows too late for the model fall back
+        here at once; a call with an empty ``batch`` had only those."""
         with self._lock:
             given = now is not None
             now = now if given else self.now()
@@ -525,7 +567,7 @@ class Engine:
             due = self.due(now)
             if due is None or due > now:
                 self._fall_back(late)
-                return 0
+                return None
             batch = []
             while self._jobs and len(batch) < self.cfg.max_batch:
                 job = self._jobs.popleft()
@@ -536,7 +578,6 @@ class Engine:
                 else:
                     job.inflight = True
                     batch.append(job)
-            self._inflight = batch + late
             if batch:
                 batch, shed = self._fit(batch, now)
                 if shed:                    # shed load: their answers would come too late anyway
@@ -544,8 +585,8 @@ class Engine:
                     late += shed
             if not batch:
                 self._fall_back(late)
-                self._inflight = []
-                return len(late)
+                return ModelCall([], late, [], None, False, now, self.now if not given else None)
+            self._inflight.extend(batch + late)
         n = len(batch)
         stack = lambda name: np.stack([getattr(j, name) for j in batch])
         arrays = [stack("key_xy"), stack("key_conf"), stack("key_time"), stack("query")]
@@ -553,32 +594,27 @@ class Engine:
             size = 1 << (n - 1).bit_length()
             arrays = [np.concatenate([a, np.repeat(a[-1:], size - n, 0)]) for a in arrays]
         wide = self._wide(n)
-        backend = self.wide_backend if wide else self.backend
-        t0 = time.perf_counter()
-        try:
-            with during_model or nullcontext():
-                try:
-                    out = np.asarray(backend.run(*arrays))[:n]
-                finally:
-                    # The call's end, before the caller has its turn again (service.py): what
-                    # the deadlines are judged by, and what the next calls are predicted from.
-                    elapsed = time.perf_counter() - t0
-                    done = now + elapsed if given else self.now()
-            if not np.isfinite(out).all():
-                raise FloatingPointError("the model returned non-finite poses")
-        except Exception as e:  # a failing backend must not stop the service: fall back
+        return ModelCall(batch, late, arrays, self.wide_backend if wide else self.backend, wide, now,
+                         None if given else self.now)
+
+    def end_call(self, call: "ModelCall") -> int:
+        """Merge a call's answers (after :meth:`ModelCall.run`); those past their deadline
+        fall back first, and come as late answers after it. Returns the windows handled."""
+        batch, late, arrays, out, now, done = call.batch, call.late, call.arrays, call.out, call.start, call.done
+        n = len(batch)
+        if call.error is not None:  # a failing backend must not stop the service: fall back
             self.stats.add("model_errors")
+            e = call.error
             if not self._model_failed:
                 self._model_failed = True
-                log.exception("model call failed (%s); its windows fall back", e)
+                log.error("model call failed (%s); its windows fall back", e, exc_info=e)
             else:
                 self._bad("model_error", "model call failed again (%s: %s); %d windows fall back",
                           type(e).__name__, e, n)
-            out = None
-        self.stats.model_call(elapsed, n)
+        self.stats.model_call(call.elapsed, n)
         # What a call costs on the engine's clock, the one deadlines are judged by: the real
         # time on a wall clock, nothing on a simulated one (a video file replayed by the demo).
-        self._latency[wide].append((n, done - now))
+        self._latency[call.wide].append((n, done - now))
         self._n_calls += 1
         self._calls.append((done, done - now))
         self.stats.answered([done - j.arrival for j in batch])
@@ -606,7 +642,8 @@ class Engine:
                 elif job.fell_back:               # late, but still better than the fallback
                     self.stats.add("late_answers")
                     self._merge(job, out[i], job.kinds)
-            self._inflight = []
+            mine = set(map(id, batch + late))
+            self._inflight = [j for j in self._inflight if id(j) not in mine]
         return n + len(late)
 
     def due(self, now: float | None = None) -> float | None:
@@ -628,28 +665,15 @@ class Engine:
             self._deferring = True
             return self._latest_start(pending, margin=self._defer_margin)
 
-    def latest_start(self) -> float | None:
-        """Engine-clock time by which :meth:`process` must start to answer the earliest waiting
-        window in time, among those a call starting now would still answer in time (None: no
-        such window waits; a window that cannot be saved does not cut the batch). An input
-        loop that takes many keyframes before it runs the model stops taking them then
-        (service.py)."""
-        with self._lock:
-            return self._latest_start([j for j in self._jobs if not j.done], DEFER_MARGIN_S, self.now())
-
-    def _latest_start(self, pending: list[_Job], margin: float, now: float | None = None) -> float | None:
-        """When a call for these windows (with ``now``: those it can still answer in time)
-        must start for the earliest to be answered within its deadline: the predicted cost of
-        the call (nothing before any call is measured) and a margin (at least ``margin`` and a
-        quarter of the call)."""
+    def _latest_start(self, pending: list[_Job], margin: float) -> float | None:
+        """When a call for these windows must start for the earliest to be answered within its
+        deadline: the predicted cost of the call (nothing before any call is measured) and a
+        margin (at least ``margin`` and a quarter of the call)."""
         if not pending:
             return None
         fixed, per_window, _ = self._call_cost(len(pending)) or (0.0, 0.0, False)
         predicted = fixed + per_window * min(len(pending), self.cfg.max_batch)
-        deadlines = [j.deadline for j in pending if now is None or j.deadline >= now + predicted]
-        if not deadlines:
-            return None
-        return min(deadlines) - predicted - max(margin, 0.25 * predicted)
+        return min(j.deadline for j in pending) - predicted - max(margin, 0.25 * predicted)
 
     def _wide(self, n: int) -> bool:
         """Whether a call of ``n`` windows goes to the wide backend."""

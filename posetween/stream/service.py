@@ -1,20 +1,23 @@
 """The ZeroMQ service around the engine: keyframes in on a SUB socket, poses out on a PUB socket.
 
-Two threads share one :class:`~posetween.stream.engine.Engine`:
+Three threads share one :class:`~posetween.stream.engine.Engine`:
 
-* input: receives, decodes (``wire.py``) and pushes every keyframe waiting, drops bad ones
-  (counted), then runs the model on the windows they completed (one batch) -- no hand-over
-  to another thread between a keyframe's arrival and its model call. It stops taking
-  keyframes for the model earlier when the earliest window taken can wait no longer (a
-  synchronised burst, or spread streams arriving closer than the coalescing wait); the
-  batch runs on both cores from ``wide_batch`` windows (``parallel.py``);
+* input: receives, decodes (``wire.py``) and pushes every keyframe as it comes, drops bad
+  ones (counted). It never waits for the model, so each keyframe is taken, and stamped, when
+  it arrives: a keyframe left in the socket during a model call would look late by the call,
+  and its window would get less time;
+* model: runs the model on the windows waiting (one batched call) whenever there are any;
+  windows that arrive during a call wait for the next, so the calls grow with the load. The
+  call runs in a thread of its own, and the next one starts as soon as it ends, before its
+  answers are merged: the model keeps one core busy, the threads' Python the other. A full
+  batch (``wide_batch`` windows) is split over both cores (``parallel.py``);
 * output: sleeps until each output tick, renders, publishes poses, and the ``stats`` topic.
   It never waits for the model: a window not answered within the budget falls back.
 
 Both sockets bind (loopback unless ``allow_remote``): detectors connect PUB sockets to the
 input, consumers connect SUB sockets to the output.
 
-The two threads share the GIL. Python's default switch interval (5 ms) would let the input
+The threads share the GIL. Python's default switch interval (5 ms) would let the input
 thread hold the output thread past its tick by up to that long, which shows up directly as
 output delay; the service sets it to ``switch_interval`` (0.5 ms) for the process, and the
 output thread sends a tick's messages in a turn of its own (:class:`Turns`). A full garbage
@@ -25,10 +28,10 @@ from __future__ import annotations
 
 import gc
 import logging
-import math
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import zmq
@@ -44,20 +47,19 @@ from .validate import InputError
 log = logging.getLogger("posetween.serve")
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
-DRAIN_MAX = 256          # messages taken per input round before the model runs
-COALESCE_MS = 1          # ... waiting this long for more after the last (a batch that arrives together)
+DRAIN_MAX = 256          # messages taken per input round (then the monitor socket)
 YIELD_S = 0.002          # the input thread's pause while the output is behind
 
 
 class Turns:
-    """The output thread's sends in one turn, the input thread's work in short turns between.
+    """The output thread's sends in one turn, the input and model threads' work in short turns between.
 
     Sending a message releases the GIL (pyzmq), and a thread that wants it back waits until
     the holder's switch interval runs out: with the input thread busy, each of a tick's sends
     would wait that long (0.5 ms), and 100 streams' poses would take 50 ms a tick instead of
-    one. So the input thread does its work in turns (a keyframe; the Python part of a model
-    call, not the model itself, which releases the GIL) and waits while the output thread
-    sends a tick's messages; the output thread waits at most for the keyframe in hand. It
+    one. So the other threads do their work in turns (a keyframe; the Python part of a model
+    call, not the model itself, which releases the GIL) and wait while the output thread
+    sends a tick's messages; the output thread waits at most for the work in hand. It
     renders and encodes outside its turn (the engine's lock and the GIL share that time)."""
 
     def __init__(self):
@@ -192,6 +194,7 @@ class Service:
         gc.freeze()
         self._threads = [
             threading.Thread(target=self._input_loop, args=(sub, monitor), name="posetween-input", daemon=True),
+            threading.Thread(target=self._model_loop, name="posetween-model", daemon=True),
             threading.Thread(target=self._output_loop, args=(pub,), name="posetween-output", daemon=True),
         ]
         for t in self._threads:
@@ -247,43 +250,16 @@ class Service:
             while not self._stop.is_set():
                 if self._output_behind.is_set():   # let the output thread catch up first
                     time.sleep(YIELD_S)
-                due = engine.due()    # windows held for a larger call (defer_batches) wake the loop
-                wait = 50 if due is None else min(50, max(0, math.ceil((due - engine.now()) * 1000)))
-                events = dict(poller.poll(wait))
+                events = dict(poller.poll(50))
                 if sub in events:
-                    taken = 0
-                    latest = None    # when the model must run for the earliest window taken (None: no hurry)
-                    while taken < DRAIN_MAX:   # then run the model, even under a flood
+                    for _ in range(DRAIN_MAX):   # then the monitor, even under a flood
                         try:
                             frame = sub.recv(zmq.NOBLOCK, copy=False)
                         except zmq.Again:
-                            # Keyframes that arrive together (one camera's people, synchronised
-                            # cameras) come a few at a time: wait a moment for the rest, so that
-                            # the model answers them in one call -- while the windows taken can wait.
-                            if (taken and latest is not None and latest - engine.now() > COALESCE_MS / 1000
-                                    and sub.poll(COALESCE_MS)):
-                                continue
                             break
-                        taken += 1
                         now = engine.now()
                         with self._turns.worker():
                             self._take(frame, now)
-                            latest = engine.latest_start()
-                        # A burst, or arrivals spread closer than the coalescing wait, would keep
-                        # this loop taking keyframes past the earliest window's deadline: run the
-                        # model on what is here when that window can wait no longer -- but not for
-                        # a few windows while more wait in the socket (a call of a window or two
-                        # costs nearly as much as one of many: under load, a cut after each
-                        # keyframe would leave the model further behind). Nor while the keyframes
-                        # taken are late themselves (a backlog in the socket): a cut to save the
-                        # earliest window then keeps every call small, and the backlog never
-                        # drains (100 streams spread over the interval stayed so, with 23 % of
-                        # windows fallen back); the newer keyframes are worth more.
-                        if (latest is not None and latest <= engine.now() and taken >= engine.cfg.wide_batch
-                                and not engine.input_behind):
-                            break
-                with self._turns.worker():
-                    engine.process(during_model=self._turns.released())
                 if monitor in events:
                     event = recv_monitor_message(monitor)
                     # Counted as what they are: connections opened and closed. ZeroMQ does not
@@ -308,6 +284,42 @@ class Service:
             sub.disable_monitor()
             monitor.close(0)
             sub.close(0)
+
+    def _model_loop(self) -> None:
+        """Runs the model on the waiting windows, one batched call at a time, while the input
+        thread goes on taking keyframes. The call itself runs on a thread of its own, so that
+        the next call starts as soon as one ends, before its answers are merged: the merge
+        (Python) and the next call (onnxruntime, without the GIL) use the two cores at once."""
+        engine = self.engine
+        runner = ThreadPoolExecutor(1, thread_name_prefix="posetween-call")
+        running = None   # (call, future) on the runner
+        try:
+            while not self._stop.is_set():
+                if running is None:
+                    if not engine.wait_for_work(0.05):
+                        continue
+                    due, now = engine.due(), engine.now()
+                    if due is not None and due > now:   # held for a larger call (an engine with defer_batches)
+                        time.sleep(min(due - now, 0.05))
+                        continue
+                    running = self._begin_call(runner)
+                    continue
+                call, future = running
+                future.result()
+                running = self._begin_call(runner)
+                with self._turns.worker():
+                    engine.end_call(call)
+        except Exception:
+            log.exception("model loop failed")
+            self._stop.set()
+        finally:
+            runner.shutdown(wait=False)
+
+    def _begin_call(self, runner: ThreadPoolExecutor):
+        """Take the waiting windows and start their call on ``runner`` (None: no call)."""
+        with self._turns.worker():
+            call = self.engine.begin_call()
+        return None if call is None or not call.batch else (call, runner.submit(call.run))
 
     def _take(self, frame: zmq.Frame, now: float) -> None:
         """Decode one input message and give it to the engine (bad ones are counted)."""
