@@ -5,6 +5,7 @@ topic, loopback-only binding, and the `serve` / `replay` commands."""
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 import threading
@@ -141,6 +142,38 @@ def test_conflated_subscriber_gets_whole_latest_messages(backend):
         sub.close()
     assert latest is not None and latest.stream == "s2" and latest.xy.shape == (19, 2)
     assert time.time() - latest.published < 1.0
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs thread affinity (Linux) and two cores")
+def test_model_calls_keep_one_core_and_the_python_threads_the_others(backend):
+    engine = Engine(backend, EngineConfig(rate=RATE, lookahead=1, budget_ms=100))
+    cores = sorted(os.sched_getaffinity(0))
+    with Service(engine, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*") as svc:
+        out = Collector(PoseSubscriber(svc.out_address))
+        stop = threading.Event()
+        source = threading.Thread(target=publish_good, args=(svc.in_address, stop), daemon=True)
+        source.start()
+        time.sleep(1.0)
+        affinity = {t.name: os.sched_getaffinity(t.native_id) for t in threading.enumerate()
+                    if t.name.startswith("posetween-")}
+        stop.set()
+        source.join(2)
+        out.stop()
+    assert out.poses(), "no output"
+    calls = [name for name in affinity if name.startswith("posetween-call")]
+    assert calls, f"no model call ran: {sorted(affinity)}"
+    assert all(affinity[name] == {cores[-1]} for name in calls)
+    for name in ("posetween-input", "posetween-model", "posetween-output"):
+        assert affinity[name] == set(cores[:-1]), name
+    assert os.sched_getaffinity(0) == set(cores), "the caller's own thread was moved"
+    # --no-pin leaves them to the scheduler
+    engine = Engine(backend, EngineConfig(rate=RATE, lookahead=1, budget_ms=100))
+    with Service(engine, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", pin_cores=False):
+        time.sleep(0.2)
+        affinity = {t.name: os.sched_getaffinity(t.native_id) for t in threading.enumerate()
+                    if t.name.startswith("posetween-")}
+    assert all(a == set(cores) for a in affinity.values())
 
 
 def test_only_loopback_without_allow_remote():

@@ -67,6 +67,9 @@ def register(sub) -> None:
                         "is split over this many one-thread onnxruntime sessions that run at the same time; "
                         "1: one thread for every batch")
     p.add_argument("--wide-batch", type=int, default=d.wide_batch, help="see --wide-threads")
+    p.add_argument("--no-pin", dest="pin_cores", action="store_false",
+                   help="leave the service's threads to the OS scheduler (by default the model's calls keep "
+                        "one core and the Python threads the others)")
     p.add_argument("--linear-only", action="store_true",
                    help="no model: every window is linear interpolation (the service's own cost, for capacity tests)")
     p.set_defaults(func=_serve)
@@ -134,7 +137,8 @@ def _serve(args) -> int:
              f"; {wide.name} from {args.wide_batch} windows" if wide is not None else "")
     service = Service(Engine(backend, cfg, wide_backend=wide), args.in_address, args.out_address,
                       allow_remote=args.allow_remote, curve=curve,
-                      stats_interval=args.stats_interval, log_interval=args.log_interval)
+                      stats_interval=args.stats_interval, log_interval=args.log_interval,
+                      pin_cores=args.pin_cores)
     try:
         service.start()
     except OSError as e:

@@ -39,6 +39,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from . import wire
 from .engine import Engine
+from .parallel import pin, split_cores
 from .people import camera_messages
 from .security import CurveConfig, make_server, start_authenticator
 from .stats import RateLimitedLog, summary_line
@@ -136,7 +137,7 @@ class Service:
                  stats_interval: float = 1.0, log_interval: float = 10.0,
                  max_message_bytes: int = wire.MAX_MESSAGE_BYTES, hwm: int = 1000,
                  context: zmq.Context | None = None, switch_interval: float | None = 0.0005,
-                 curve: CurveConfig | None = None):
+                 curve: CurveConfig | None = None, pin_cores: bool = True):
         self.engine = engine
         self.curve = curve            # None: plain ZeroMQ (anyone who reaches the sockets may use them)
         self._auth = None
@@ -146,6 +147,7 @@ class Service:
         self.max_message_bytes = max_message_bytes
         self.hwm = hwm
         self.switch_interval = switch_interval   # None: leave the process's setting alone
+        self._model_cores, self._python_cores = split_cores() if pin_cores else (None, None)
         self._own_context = context is None
         self.ctx = context or zmq.Context()
         self._stop = threading.Event()
@@ -242,6 +244,7 @@ class Service:
     # ------------------------------------------------------------ threads
 
     def _input_loop(self, sub: zmq.Socket, monitor: zmq.Socket) -> None:
+        pin(self._python_cores)
         engine = self.engine
         poller = zmq.Poller()
         poller.register(sub, zmq.POLLIN)
@@ -290,8 +293,10 @@ class Service:
         thread goes on taking keyframes. The call itself runs on a thread of its own, so that
         the next call starts as soon as one ends, before its answers are merged: the merge
         (Python) and the next call (onnxruntime, without the GIL) use the two cores at once."""
+        pin(self._python_cores)
         engine = self.engine
-        runner = ThreadPoolExecutor(1, thread_name_prefix="posetween-call")
+        runner = ThreadPoolExecutor(1, thread_name_prefix="posetween-call", initializer=pin,
+                                    initargs=(self._model_cores,))
         running = None   # (call, future) on the runner
         try:
             while not self._stop.is_set():
@@ -367,6 +372,7 @@ class Service:
                         self.engine.cfg.budget_ms)
 
     def _output_loop(self, pub: zmq.Socket) -> None:
+        pin(self._python_cores)
         engine = self.engine
         next_stats = engine.now() + self.stats_interval
         next_log = engine.now() + self.log_interval
