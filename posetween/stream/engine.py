@@ -48,7 +48,6 @@ import math
 import threading
 import time
 from collections import deque
-from contextlib import nullcontext
 from dataclasses import dataclass
 from itertools import chain
 
@@ -137,7 +136,7 @@ class ModelCall:
         except Exception as e:   # (end_call counts and logs it; the windows fall back)
             self.error = e
         finally:
-            # The call's end, before the caller has its turn again (service.py): what the
+            # The call's end, taken where it ran (not when its merge gets its turn): what the
             # deadlines are judged by, and what the next calls are predicted from.
             self.elapsed = time.perf_counter() - t0
             self.done = self.start + self.elapsed if self.clock is None else self.clock()
@@ -539,21 +538,19 @@ class Engine:
                 self._work.wait(timeout)
             return any(not j.done for j in chain(self._jobs, self._stale))
 
-    def process(self, now: float | None = None, *, during_model=None) -> int:
+    def process(self, now: float | None = None) -> int:
         """Run the model once on the waiting windows (one batch); returns how many windows it
         answered or let fall back (0 also when, with ``defer_batches``, they can wait for more:
-        see :meth:`due`). ``during_model``: a context manager the backend call runs in (the
-        service gives the output thread its turn there). The three steps, for a caller that
-        overlaps one call's merge with the next call (the service's model thread):
-        :meth:`begin_call`, :meth:`ModelCall.run` and :meth:`end_call`."""
+        see :meth:`due`). The three steps, for a caller that overlaps one call's merge with the
+        next call (the service's model thread): :meth:`begin_call`, :meth:`ModelCall.run` and
+        :meth:`end_call`."""
         call = self.begin_call(now)
         if call is None or not call.batch:
             return 0 if call is None else len(call.late)
-        with during_model or nullcontext():
-            call.run()
+        call.run()
         return self.end_call(call)
 
-    def begin_call(self, now: float | None = None) -> "ModelCall | None":
+    def begin_call(self, now: float | None = None) -> ModelCall | None:
         """Take the waiting windows for one model call (None: none waits, or with
         ``defer_batches`` they can wait for more). Windows too late for the model fall back
         here at once; a call with an empty ``batch`` had only those."""
@@ -597,7 +594,7 @@ class Engine:
         return ModelCall(batch, late, arrays, self.wide_backend if wide else self.backend, wide, now,
                          None if given else self.now)
 
-    def end_call(self, call: "ModelCall") -> int:
+    def end_call(self, call: ModelCall) -> int:
         """Merge a call's answers (after :meth:`ModelCall.run`); those past their deadline
         fall back first, and come as late answers after it. Returns the windows handled."""
         batch, late, arrays, out, now, done = call.batch, call.late, call.arrays, call.out, call.start, call.done

@@ -91,15 +91,6 @@ class Turns:
         finally:
             self._end()
 
-    @contextmanager
-    def released(self):
-        """Inside a worker's turn: give it up for a while (while the model runs)."""
-        self._end()
-        try:
-            yield
-        finally:
-            self._begin()
-
     def _begin(self) -> None:
         with self._cv:
             while self._output or self._output_wants:
