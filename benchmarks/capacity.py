@@ -221,7 +221,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="model file (default: the shipped default model)")
     p.add_argument("--backend", default="auto")
-    p.add_argument("--serve-args", default="", help="more options for posetween serve, e.g. '--wide-batch 8'")
+    p.add_argument("--serve-args", default="", help="more options for posetween serve, e.g. --serve-args='--wide-batch 8'; one option "
+                        "alone needs the = (--serve-args=--no-pin), else it is read as this script's own")
     p.add_argument("--counts", type=int, nargs="+", default=[8, 16, 32, 48, 64, 80, 100, 128, 160])
     p.add_argument("--patterns", nargs="+", default=["spread", "synchronised"])
     p.add_argument("--modes", nargs="+", default=["model", "linear"])
