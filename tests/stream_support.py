@@ -54,9 +54,9 @@ class ServeProcess:
     with ``args`` and ready once it logs "serving"; ``log`` collects its stderr lines. A context
     manager: leaving it stops the process as Ctrl-C would, and ``returncode`` is then its exit status."""
 
-    def __init__(self, *args: str, ready_timeout: float = 60.0):
+    def __init__(self, *args: str, ready_timeout: float = 60.0, **popen):
         self.proc = subprocess.Popen([sys.executable, "-m", "posetween.cli", "serve", *args], cwd=REPO,
-                                     stderr=subprocess.PIPE, text=True)
+                                     stderr=subprocess.PIPE, text=True, **popen)
         self.log: list[str] = []
         self._reader = threading.Thread(target=lambda: self.log.extend(iter(self.proc.stderr.readline, "")),
                                         daemon=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -174,6 +175,17 @@ def test_model_calls_keep_one_core_and_the_python_threads_the_others(backend):
         affinity = {t.name: os.sched_getaffinity(t.native_id) for t in threading.enumerate()
                     if t.name.startswith("posetween-")}
     assert all(a == set(cores) for a in affinity.values())
+
+
+def test_serve_stops_on_sigint_even_when_started_with_it_ignored():
+    # A script's background job (`posetween serve &`) inherits SIGINT ignored; `kill -INT` must
+    # still stop it, as Ctrl-C does in a terminal.
+    svc = ServeProcess("--in", free_tcp_address(), "--out", free_tcp_address(), "--linear-only",
+                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    svc.proc.send_signal(signal.SIGINT)
+    assert svc.proc.wait(timeout=20) == 0, svc.stderr
+    svc.stop()
+    assert "stopping" in svc.stderr
 
 
 def test_only_loopback_without_allow_remote():

@@ -221,14 +221,15 @@ class Service:
         if not self._threads:
             self.start()
         stop = lambda *_: self._stop.set()
-        old = signal.signal(signal.SIGTERM, stop)
+        # SIGINT too: a process started in the background by a script inherits it ignored,
+        # and `kill -INT` would not stop it.
+        old = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             while not self._stop.wait(0.5):
                 pass
-        except KeyboardInterrupt:
-            pass
         finally:
-            signal.signal(signal.SIGTERM, old)
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
             log.info("stopping: %s", summary_line(self.engine.snapshot()))
             self.stop()
 
