@@ -66,6 +66,15 @@ def publish(address: str, n: int, fps: float, synchronised: bool, seconds: float
             k[i] += 1
 
 
+def busy(share: float, period: float = 0.01) -> None:
+    """Keep ``share`` of one core busy (a subprocess): another program on the machine."""
+    while True:
+        start = time.perf_counter()
+        while time.perf_counter() - start < share * period:
+            pass
+        time.sleep((1 - share) * period)
+
+
 def _tally(received: list[tuple[float, bytes]], since: float):
     """The messages that arrived from ``since``: each stream's publish times, the poses of each
     kind, the first and last stats. (Reading them while measuring would cost a tenth of a core
@@ -114,6 +123,9 @@ def run_one(args, n: int, synchronised: bool, linear_only: bool) -> dict:
         total = args.warmup + args.seconds
         publisher = mp.get_context("spawn").Process(target=publish, args=(in_addr, n, FPS, synchronised, total + 0.5))
         publisher.start()
+        if args.busy:
+            hog = mp.get_context("spawn").Process(target=busy, args=(args.busy,), daemon=True)
+            hog.start()
         t_measure = time.time() + args.warmup
         t_end = t_measure + args.seconds
         received = []    # (arrival, message): read after the measurement, not while the service runs
@@ -126,6 +138,8 @@ def run_one(args, n: int, synchronised: bool, linear_only: bool) -> dict:
             except zmq.Again:
                 sub.poll(100)
         gc.enable()
+        if args.busy:
+            hog.terminate()
         publisher.join(10)
     finally:
         sub.close(0)
@@ -228,6 +242,8 @@ def main() -> int:
     p.add_argument("--modes", nargs="+", default=["model", "linear"])
     p.add_argument("--seconds", type=float, default=6.0, help="measured seconds per count")
     p.add_argument("--warmup", type=float, default=2.0)
+    p.add_argument("--busy", type=float, default=0.0, metavar="SHARE",
+                   help="meanwhile keep this share of one core busy in another process (headroom)")
     p.add_argument("--all", action="store_true", help="measure every count (for the plot), not only up to the first failing one")
     p.add_argument("--replot", metavar="JSON", help="only draw --plot from a previous run's --json")
     p.add_argument("--json")

@@ -54,8 +54,8 @@ def split_cores() -> tuple[set[int] | None, set[int] | None]:
     """(the model call's core, the other threads' cores): the last core this process may use
     for the calls, the rest for the Python threads (None, None: one core, or no affinity
     control on this platform). Left to the scheduler, the threads took turns on both cores and
-    a call took longer (100 spread streams with a process keeping a third of a core busy
-    beside: 3.3, 8.5 and 1.6 % fallen back pinned, 22.8, 9.6 and 28.9 % not, alternated)."""
+    a call took longer (README, "Speed": ``benchmarks/capacity.py`` with and without
+    ``--serve-args=--no-pin``)."""
     if not hasattr(os, "sched_getaffinity"):
         return None, None
     cores = sorted(os.sched_getaffinity(0))

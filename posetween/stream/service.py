@@ -293,13 +293,11 @@ class Service:
         try:
             while not self._stop.is_set():
                 if running is None:
-                    if not engine.wait_for_work(0.05):
-                        continue
-                    due, now = engine.due(), engine.now()
-                    if due is not None and due > now:   # held for a larger call (an engine with defer_batches)
-                        time.sleep(min(due - now, 0.05))
-                        continue
-                    running = self._begin_call(runner)
+                    if engine.wait_for_work(0.05):
+                        running = self._begin_call(runner)
+                        due = engine.due() if running is None else None
+                        if due is not None:   # held for a larger call (an engine with defer_batches)
+                            time.sleep(min(max(due - engine.now(), 0.0), 0.05))
                     continue
                 call, future = running
                 future.result()
