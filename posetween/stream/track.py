@@ -1,10 +1,15 @@
 """One stream's output trajectory: dense samples from the model, rendered at any time.
 
 The model answers Q queries per interval; the track keeps those samples (time-ordered) and
-the output clock interpolates linearly between them. New samples replace the ones at and after
-their first time. When that changes what the output already showed, or was about to show (a
-late keyframe, a lookahead-0 prediction corrected by the real keyframe), the difference is
-blended out over ``blend_s`` with a smoothstep, so the output never jumps. Samples of different
+the output clock interpolates between them with a cubic Hermite curve whose tangents are the
+samples' slopes, each from the parabola through it and its neighbours in the same answer
+(``_set_slopes``): it passes through every sample, is exact wherever the samples lie on a line
+or a parabola, and its velocity is continuous, so a few samples per interval give what many
+would (a linear interpolation of them has a corner at every sample: velocity steps that a game
+or a robot reads as acceleration spikes). New samples replace the ones at and after their
+first time. When that changes what the output already showed, or was about to show (a late
+keyframe, a lookahead-0 prediction corrected by the real keyframe), the difference is blended
+out over ``blend_s`` with a smoothstep, so the output never jumps. Samples of different
 segments (stream restarts) are never interpolated between.
 """
 
@@ -28,6 +33,8 @@ class Sample:
     conf: np.ndarray   # (19,)
     kind: str
     seg: int
+    # (19, 2) velocity per second here, from the samples of the same answer (``_set_slopes``)
+    slope: np.ndarray | None = None
 
 
 @dataclass
@@ -58,16 +65,45 @@ def _mix(a: np.ndarray, b: np.ndarray, w) -> np.ndarray:
 
 def evaluate(brackets: list[Bracket]) -> tuple[np.ndarray, np.ndarray]:
     """``(xy (n, 19, 2), conf (n, 19))`` of n brackets at once: the output renders every
-    stream of a tick in one evaluation instead of a few small array operations per stream."""
-    w = np.array([b.w for b in brackets])
-    xy = _mix(np.stack([b.left.xy for b in brackets]), np.stack([b.right.xy for b in brackets]), w[:, None, None])
-    ca = np.stack([b.left.conf for b in brackets])
-    return xy, ca + w[:, None] * (np.stack([b.right.conf for b in brackets]) - ca)   # (confidences: never NaN)
+    stream of a tick in one evaluation instead of a few small array operations per stream.
+
+    The pose is the cubic Hermite curve from ``left`` to ``right`` with the samples' slopes as
+    its tangents (the chord's where a slope is missing); a joint missing (NaN) on one side takes
+    the other side's value. Confidences are linear."""
+    n = len(brackets)
+    arrays, h, w = [], np.empty(n), np.empty(n)
+    for i, k in enumerate(brackets):
+        a, b = k.left, k.right
+        arrays += (a.xy, b.xy, a.slope, b.slope, a.conf, b.conf)
+        h[i], w[i] = b.t - a.t, k.w
+    xy = np.concatenate(arrays[0::6] + arrays[1::6]).reshape(2, n, 19, 2)
+    a, b = xy
+    chord = b - a
+    slopes = np.concatenate(arrays[2::6] + arrays[3::6]).reshape(2, n, 19, 2) * h[:, None, None]
+    m1, m2 = (np.where(np.isfinite(m), m, chord) for m in slopes)
+    w = w[:, None, None]
+    w2, w3 = w * w, w * w * w
+    curve = a + (3 * w2 - 2 * w3) * chord + (w - 2 * w2 + w3) * m1 + (w3 - w2) * m2
+    xy = np.where(np.isfinite(chord), curve, _mix(a, b, w))
+    conf = np.concatenate(arrays[4::6] + arrays[5::6]).reshape(2, n, 19)
+    return xy, conf[0] + w[:, :, 0] * (conf[1] - conf[0])   # (confidences: never NaN)
 
 
-def _lerp(a: Sample, b: Sample, t: float) -> tuple[np.ndarray, np.ndarray]:
-    w = _weight(a, b, t)
-    return _mix(a.xy, b.xy, w), a.conf + w * (b.conf - a.conf)
+def _set_slopes(samples: list[Sample]) -> None:
+    """Each sample's velocity (per second): the slope of the parabola through it and its two
+    neighbours (one-sided at the ends: exact for a parabola too), NaN where a joint is missing
+    nearby; with two samples the chord's, with one none. ``samples`` are one answer's."""
+    n = len(samples)
+    xy = np.stack([s.xy for s in samples]) if n else None
+    if n >= 3:
+        slope = np.gradient(xy, np.array([s.t for s in samples]), axis=0, edge_order=2)
+    elif n == 2:
+        span = max(samples[1].t - samples[0].t, EPS)
+        slope = np.repeat(((xy[1] - xy[0]) / span)[None], 2, axis=0)
+    else:
+        slope = np.zeros_like(xy) if n else ()
+    for s, v in zip(samples, slope):
+        s.slope = v
 
 
 def _zero_nan(a: np.ndarray) -> np.ndarray:
@@ -97,12 +133,14 @@ class Track:
         return i, (samples[i - 1] if i else None)
 
     def _value(self, samples: list[Sample], t: float):
+        """What ``samples`` show at ``t`` (xy, conf), as the render would; None before them."""
         i, left = self._at(samples, t)
         if left is None:
             return None
         if i == len(samples) or samples[i].seg != left.seg:
             return left.xy, left.conf
-        return _lerp(left, samples[i], t)
+        xy, conf = evaluate([Bracket(t, left, samples[i], _weight(left, samples[i], t), left.kind)])
+        return xy[0], conf[0]
 
     # ------------------------------------------------------------ writing
 
@@ -115,6 +153,7 @@ class Track:
         new = [Sample(t, x, c, k, seg) for t, x, c, k in zip(times.tolist(), xy, conf, kinds)]
         if not new:
             return
+        _set_slopes(new)
         t_s = new[0].t
         old = self.samples
         n_keep, _ = self._at(old, t_s - EPS)
@@ -140,12 +179,14 @@ class Track:
                 first = len(new) - len(future)
                 xy[first:] += delta * _fades((times[first:] - te) / blend_s)[:, None, None]
             cand = past + [anchor] + future
+            _set_slopes([anchor] + future)
         elif removed and keep and keep[-1].seg == seg == removed[0].seg and blend_s > 0:
             # Replacing samples not shown yet (a prediction corrected by the real keyframe):
             # start from the old trajectory at t_s and fade to the new one.
-            old_xy, _ = _lerp(keep[-1], removed[0], t_s)
+            old_xy, _ = self._value(old, t_s)
             delta = _zero_nan(old_xy - new[0].xy)
             xy += delta * _fades((times - t_s) / blend_s)[:, None, None]
+            _set_slopes(new)
         if len(cand) > self.max_samples:
             cand = cand[-self.max_samples:]
         self.samples = cand
@@ -184,16 +225,15 @@ class Track:
             newest_key = self.key_times[-1] if self.key_times else left.t
             if t - min(left.t, newest_key) > hold_s:   # counted from the keyframe, not the lead
                 return None
-            right, w, kind = left, 0.0, (left.kind if t - left.t < EPS else PREDICTED)
+            bracket = Bracket(t, left, left, 0.0, left.kind if t - left.t < EPS else PREDICTED)
         else:
-            right = s[i]
-            w, kind = _weight(left, right, t), right.kind
+            bracket = Bracket(t, left, s[i], _weight(left, s[i], t), s[i].kind)
         if self._near_key(t, key_tolerance):
-            kind = KEYFRAME
+            bracket.kind = KEYFRAME
         # Keep the sample at or before t (the left end of the next render's bracket).
         if i > 1:
             del s[:i - 1]
-        return Bracket(t, left, right, w, kind)
+        return bracket
 
     def shown(self, bracket: Bracket, xy: np.ndarray, conf: np.ndarray) -> None:
         """The output showed ``bracket`` as ``xy``, ``conf`` (a later merge blends from it)."""
