@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Latency of the runtime backends: each backend x batch (1, 8, 64) on the default window
-(K = 8 keyframes, Q = 8 queries), median and p99 of the full ``backend.run`` call over >= 500
+(K = 8 keyframes, Q = 5 queries), median and p99 of the full ``backend.run`` call over >= 500
 runs after a warm-up, the machine's CPU and GPU named, a markdown table on stdout and JSON.
 
 Same as ``posetween bench latency``::

@@ -16,6 +16,7 @@ from posetween.cli import main
 from posetween.core.model import save_model
 from posetween.export import backends, bench
 from posetween.export.backends import create_backend
+from posetween.export.model_files import DEFAULT_QUERIES
 
 from test_export import FP32_TOL, export_cache, model_path, tiny_model  # noqa: F401 -- shared model and cache
 
@@ -24,13 +25,13 @@ KEYS = ("key_xy", "key_conf", "key_time", "query_time")
 
 @pytest.fixture(scope="module")
 def random_set():
-    return bench.random_windows(256, 8, 8, seed=7)
+    return bench.random_windows(256, 8, DEFAULT_QUERIES, seed=7)
 
 
 @pytest.fixture(scope="module")
 def bandai_set(shared_data):
     try:
-        return bench.real_windows(8, 8, archive=shared_data / bench.BANDAI_ARCHIVE, members=2)
+        return bench.real_windows(8, DEFAULT_QUERIES, archive=shared_data / bench.BANDAI_ARCHIVE, members=2)
     except FileNotFoundError as e:
         pytest.skip(f"{e}: real-data parity needs ../shared/data/{bench.BANDAI_ARCHIVE}")
 
@@ -43,7 +44,7 @@ def torch_backend(model_path):
 def max_error(backend, ref_backend, w) -> float:
     out = bench.run_chunked(backend, w)
     ref = bench.run_chunked(ref_backend, w)
-    assert out.shape == ref.shape == (len(w["key_xy"]), 8, 19, 2)
+    assert out.shape == ref.shape == (len(w["key_xy"]), DEFAULT_QUERIES, 19, 2)
     assert np.isfinite(out).all()
     return float(bench.normalised_error(out, ref, bench.window_scale(w)).max())
 
@@ -77,7 +78,7 @@ def test_reduced_precision_errors_are_measured(model_path, export_cache, torch_b
 
 def test_interface(model_path, export_cache, torch_backend, random_set):
     ort_backend = create_backend("onnxruntime", model_path=model_path)
-    assert ort_backend.queries == 8 and torch_backend.queries is None
+    assert ort_backend.queries == DEFAULT_QUERIES and torch_backend.queries is None
     assert ort_backend.device.startswith("cpu") and torch_backend.device == "cpu"
     assert ort_backend.path.suffix == ".onnx" and ort_backend.metadata["model_sha256"]
     # An .onnx path directly, the same file.
@@ -90,7 +91,7 @@ def test_interface(model_path, export_cache, torch_backend, random_set):
     np.testing.assert_allclose(ort_backend.run(*(w[k] for k in KEYS)), ort_backend.run(*(rel[k] for k in KEYS)),
                                atol=1e-3)
     # No ready stream: an empty batch.
-    assert ort_backend.run(*(v[:0] for v in (w[k] for k in KEYS))).shape == (0, 8, 19, 2)
+    assert ort_backend.run(*(v[:0] for v in (w[k] for k in KEYS))).shape == (0, DEFAULT_QUERIES, 19, 2)
     # A fixed-Q graph refuses another query count, clearly.
     with pytest.raises(ValueError, match="--queries 4"):
         ort_backend.run(w["key_xy"], w["key_conf"], w["key_time"], w["query_time"][:, :4])

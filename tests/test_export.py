@@ -17,6 +17,7 @@ from posetween.cli import main
 from posetween.core.model import ModelConfig, PoseTween, save_model
 from posetween.core.skeleton import JOINT_NAMES
 from posetween.export import bench, exporters
+from posetween.export.model_files import DEFAULT_QUERIES
 
 FP32_TOL = 1e-4  # max abs error vs PyTorch, normalised units
 
@@ -61,7 +62,7 @@ def onnx_file(tmp_path_factory, model_path, export_cache):
 
 
 def windows(n: int, seed: int = 0) -> dict[str, np.ndarray]:
-    return bench.random_windows(n, 8, 8, seed=seed)
+    return bench.random_windows(n, 8, DEFAULT_QUERIES, seed=seed)
 
 
 def reference(model_path, w) -> np.ndarray:
@@ -78,7 +79,7 @@ def check_metadata(md: dict, fmt: str, precision: str = "fp32") -> None:
     assert md["precision"] == precision
     assert md["joint_layout"] == "posetween19"
     assert json.loads(md["joint_names"]) == list(JOINT_NAMES)
-    assert md["window"] == "8" and md["queries"] == "8" and md["batch"] == "dynamic"
+    assert md["window"] == "8" and md["queries"] == str(DEFAULT_QUERIES) and md["batch"] == "dynamic"
     assert "newest keyframe" in md["lookahead"]
     assert "scale" in md["normalisation"]
     cfg = json.loads(md["model_config"])
@@ -116,7 +117,7 @@ def test_onnx_round_trip_batches(onnx_file, model_path):
                 "key_time": (w["key_time"][:b] - t_ref).astype(np.float32),
                 "query_time": (w["query_time"][:b] - t_ref).astype(np.float32)}
         out, keys = sess.run(None, feed)
-        assert out.shape == (b, 8, 19, 2) and keys.shape == (b, 8, 19, 2)
+        assert out.shape == (b, DEFAULT_QUERIES, 19, 2) and keys.shape == (b, 8, 19, 2)
         assert np.isfinite(out).all()
         sub = {k: v[:b] for k, v in w.items()}
         assert max_error(out, ref[:b], sub) < FP32_TOL
@@ -139,7 +140,7 @@ def test_torchscript_round_trip(tmp_path, model_path):
             q, _ = module(t(w["key_xy"][:b]), t(w["key_conf"][:b]), t(w["key_time"][:b] - t_ref),
                           t(w["query_time"][:b] - t_ref))
         sub = {k: v[:b] for k, v in w.items()}
-        assert q.shape == (b, 8, 19, 2)
+        assert q.shape == (b, DEFAULT_QUERIES, 19, 2)
         assert max_error(q.numpy(), ref[:b], sub) < FP32_TOL
 
 

@@ -23,7 +23,7 @@ Backends (``create_backend(name, model_path=None, **options)``):
                     (``$POSETWEEN_CACHE``, else ``~/.cache/posetween``) keyed by the model's hash.
                     Options: ``threads`` (intra-op threads, default 1), ``spin`` (default False:
                     no busy-waiting threads, for sharing cores with a pose estimator),
-                    ``precision`` ("fp32" or "int8" when exporting), ``queries`` (default 8).
+                    ``precision`` ("fp32" or "int8" when exporting), ``queries`` (default 5).
 ``onnxruntime-cuda`` onnxruntime's CUDAExecutionProvider with IO binding. Options:
                     ``device_id``, ``precision`` ("fp16" default, or "fp32"), ``cuda_graph``
                     (default True: the batch is padded to a bucket 1, 2, 4, ... and each bucket
@@ -185,7 +185,7 @@ _export_lock = threading.Lock()
 
 
 def onnx_for(model_path=None, *, model: PoseTween | None = None, precision: str = "fp32",
-             queries: int | None = 8) -> Path:
+             queries: int | None = DEFAULT_QUERIES) -> Path:
     """An .onnx file for a checkpoint (None: the default model) or a model object: ``model_path``
     itself when it is an .onnx file; a sibling ``<stem>.onnx`` (e.g. the shipped
     ``models/default.onnx``) when its metadata matches; else an export cached by model hash in
@@ -283,7 +283,7 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
     def __init__(self, model: PoseTween | None = None, model_path=None, threads: int = 1,
-                 spin: bool = False, precision: str = "fp32", queries: int | None = 8,
+                 spin: bool = False, precision: str = "fp32", queries: int | None = DEFAULT_QUERIES,
                  session_options=None):
         self.path = onnx_for(model_path, model=model, precision=precision, queries=queries)
         self.session = open_onnx_session(self.path, session_options or _cpu_session_options(threads, spin),
@@ -328,7 +328,7 @@ class OnnxRuntimeCudaBackend(Backend):
     BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 
     def __init__(self, model: PoseTween | None = None, model_path=None, device_id: int = 0,
-                 precision: str = "fp16", cuda_graph: bool = True, queries: int | None = 8,
+                 precision: str = "fp16", cuda_graph: bool = True, queries: int | None = DEFAULT_QUERIES,
                  buckets=BUCKETS, threads: int = 1, spin: bool = False, _fallback: bool = True):
         ort = _ort()
         if queries is None and cuda_graph:

@@ -1,7 +1,7 @@
 """Latency and parity of the runtime backends (``posetween bench latency|parity``).
 
 Latency: each backend x batch (default 1, 8, 64) on the default window (K from the model,
-Q = 8 queries), the full ``backend.run`` call as the streaming engine pays it, median and p99
+Q = 5 queries, as the engine asks), the full ``backend.run`` call as the streaming engine pays it, median and p99
 over ``--runs`` calls after a warm-up, with the machine named, printed as a markdown table and
 written as JSON, and the ratio of each backend to plain PyTorch measured in the same run.
 
@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from posetween.core.skeleton import NUM_JOINTS
+from posetween.export.model_files import DEFAULT_QUERIES
 
 log = logging.getLogger("posetween.bench")
 
@@ -34,7 +35,7 @@ BANDAI_ARCHIVE = "mocap/bandai-namco-1.tar.xz"
 
 # ----------------------------------------------------------------------------- windows
 
-def random_windows(n: int, window: int = 8, queries: int = 8, seed: int = 0,
+def random_windows(n: int, window: int = 8, queries: int = DEFAULT_QUERIES, seed: int = 0,
                    absolute: bool = True) -> dict[str, np.ndarray]:
     """``n`` hard but legal windows: person-sized random poses drifting over irregular times,
     ~15% missing joints (half NaN, half garbage coordinates), padding slots in front in a third
@@ -104,7 +105,7 @@ def read_bandai_motions(archive: Path | None = None, members: int = 3):
     return motions
 
 
-def real_windows(window: int = 8, queries: int = 8, archive: Path | None = None, members: int = 3,
+def real_windows(window: int = 8, queries: int = DEFAULT_QUERIES, archive: Path | None = None, members: int = 3,
                  noisy: bool = True, views: int = 2, seed: int = 0) -> dict[str, np.ndarray]:
     """Windows as ``posetween eval`` makes them (virtual cameras, pixels, padded stream starts,
     noisy keyframes with missing joints), keyframes at fps / queries so that each interval
@@ -266,7 +267,7 @@ def time_backend(backend, w: dict, batch: int, runs: int, warmup: int) -> dict:
 
 
 def latency(model_path, specs=None, batches=DEFAULT_BATCHES, runs: int = 500, warmup: int = 50,
-            threads: int = 1, queries: int = 8) -> dict:
+            threads: int = 1, queries: int = DEFAULT_QUERIES) -> dict:
     from posetween.core.model import load_model
     from posetween.export.backends import create_backend, cuda_usable
 
@@ -332,7 +333,7 @@ def add_latency_arguments(p) -> None:
     p.add_argument("--runs", type=int, default=500, help="timed calls per backend and batch (default 500)")
     p.add_argument("--warmup", type=int, default=50)
     p.add_argument("--threads", type=int, default=1, help="CPU threads for torch and onnxruntime (default 1)")
-    p.add_argument("--queries", type=int, default=8)
+    p.add_argument("--queries", type=int, default=DEFAULT_QUERIES)
     p.add_argument("--json", help="write the results here as JSON")
 
 

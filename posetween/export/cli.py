@@ -19,6 +19,8 @@ import logging
 import threading
 import time
 
+from posetween.export.model_files import DEFAULT_QUERIES
+
 log = logging.getLogger("posetween.export")
 
 
@@ -82,8 +84,9 @@ def register(subparsers) -> None:
                                                           "float32 normalisation and inputs/outputs")
     prec.add_argument("--int8", action="store_true", help="ONNX for CPUs: onnxruntime dynamic "
                                                           "quantisation of the encoder/decoder weights")
-    p.add_argument("--queries", type=int, default=8,
-                   help="query times per window, fixed in the graph (default 8; 0: any count)")
+    p.add_argument("--queries", type=int, default=DEFAULT_QUERIES,
+                   help=f"query times per window, fixed in the graph (default {DEFAULT_QUERIES}, as the "
+                        "streaming engine asks; 0: any count)")
     p.add_argument("--device", default="cpu", help="TorchScript: device to trace on (cpu or cuda; "
                                                    "a CUDA host needs a CUDA trace)")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 18, default 18)")

@@ -8,7 +8,7 @@ caller's units (pixels) go in, keypoints in the same units come out::
     outputs  query_xy (B, Q, 19, 2) float32, key_denoised (B, K, 19, 2) float32
 
 The batch B is dynamic; the window K is the model's; the query count Q is fixed at export
-(``queries``, default 8: the streaming engine asks 8 evenly spaced times per interval), or
+(``queries``, default 5: the streaming engine asks 5 evenly spaced times per interval), or
 dynamic with ``queries=0``. Queries attend to each other, so a call's outputs depend on the
 whole set of query times: a fixed-Q file cannot serve another Q by padding.
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from posetween.export.model_files import DEFAULT_QUERIES
+
 
 @dataclass
 class EngineConfig:
@@ -26,7 +28,7 @@ class EngineConfig:
     max_catchup_s: float = 0.25        # an output clock further behind than this skips ticks
 
     # Model queries
-    queries: int = 8                   # Q dense samples per window (the output interpolates them)
+    queries: int = DEFAULT_QUERIES     # Q samples per window (the output draws a curve through them)
     lead_queries: int = 2              # lookahead >= 1: samples past the interval's right keyframe,
                                        # the answer's last velocity (shown while the model works on
                                        # the next window)

@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from posetween.stream.config import EngineConfig
 from posetween.stream.demo_video import Header, PersonPose, Renderer, ShownFrame, VideoSink, WindowSink
 from posetween.stream.sources import Frame, PoseSchedule, Source, open_source
 
@@ -566,7 +567,8 @@ def register(sub) -> None:
     p.add_argument("--lookahead", type=int, default=1, choices=(0, 1, 2),
                    help="1: interpolate (delay one input interval, default); 0: predict")
     p.add_argument("--budget-ms", type=float, default=10.0, help="the model's latency budget (default 10)")
-    p.add_argument("--queries", type=int, default=8, help="model samples per interval (default 8)")
+    p.add_argument("--queries", type=int, default=EngineConfig.queries,
+                   help=f"model samples per interval (default {EngineConfig.queries})")
     p.add_argument("--model", help="model file, or a shipped model by name: default (the default) or open")
     p.add_argument("--backend", default="auto", help="runtime backend (default auto, as posetween serve)")
     p.add_argument("--out", metavar="FILE.mp4", help=f"write the video here (default without a display: {DEFAULT_OUT})")
