@@ -63,45 +63,62 @@ def _mix(a: np.ndarray, b: np.ndarray, w) -> np.ndarray:
     return np.where(np.isnan(a), b, np.where(np.isnan(b), a, a + w * (b - a)))
 
 
+def _hermite(a, b, slope_a, slope_b, h, w) -> np.ndarray:
+    """The cubic Hermite curve from ``a`` to ``b`` (..., 19, 2) with these slopes (per second;
+    the chord's where one is NaN) over ``h`` seconds, at ``w`` (0 to 1) of the way (h and w
+    broadcast against the poses); a joint missing (NaN) on one side takes the other side's
+    value."""
+    chord = b - a
+    m1, m2 = slope_a * h, slope_b * h
+    m1, m2 = np.where(np.isfinite(m1), m1, chord), np.where(np.isfinite(m2), m2, chord)
+    w2, w3 = w * w, w * w * w
+    curve = a + (3 * w2 - 2 * w3) * chord + (w - 2 * w2 + w3) * m1 + (w3 - w2) * m2
+    return np.where(np.isfinite(chord), curve, _mix(a, b, w))
+
+
 def evaluate(brackets: list[Bracket]) -> tuple[np.ndarray, np.ndarray]:
     """``(xy (n, 19, 2), conf (n, 19))`` of n brackets at once: the output renders every
     stream of a tick in one evaluation instead of a few small array operations per stream.
-
-    The pose is the cubic Hermite curve from ``left`` to ``right`` with the samples' slopes as
-    its tangents (the chord's where a slope is missing); a joint missing (NaN) on one side takes
-    the other side's value. Confidences are linear."""
+    The pose is on the cubic Hermite curve between the bracket's samples, with their slopes as
+    its tangents (:func:`_hermite`); confidences are linear."""
     n = len(brackets)
     arrays, h, w = [], np.empty(n), np.empty(n)
     for i, k in enumerate(brackets):
         a, b = k.left, k.right
         arrays += (a.xy, b.xy, a.slope, b.slope, a.conf, b.conf)
         h[i], w[i] = b.t - a.t, k.w
-    xy = np.concatenate(arrays[0::6] + arrays[1::6]).reshape(2, n, 19, 2)
-    a, b = xy
-    chord = b - a
-    slopes = np.concatenate(arrays[2::6] + arrays[3::6]).reshape(2, n, 19, 2) * h[:, None, None]
-    m1, m2 = (np.where(np.isfinite(m), m, chord) for m in slopes)
+    poses = np.concatenate(arrays[0::6] + arrays[1::6] + arrays[2::6] + arrays[3::6]).reshape(4, n, 19, 2)
     w = w[:, None, None]
-    w2, w3 = w * w, w * w * w
-    curve = a + (3 * w2 - 2 * w3) * chord + (w - 2 * w2 + w3) * m1 + (w3 - w2) * m2
-    xy = np.where(np.isfinite(chord), curve, _mix(a, b, w))
+    xy = _hermite(*poses, h[:, None, None], w)
     conf = np.concatenate(arrays[4::6] + arrays[5::6]).reshape(2, n, 19)
     return xy, conf[0] + w[:, :, 0] * (conf[1] - conf[0])   # (confidences: never NaN)
 
 
-def _set_slopes(samples: list[Sample]) -> None:
+def _set_slopes(samples: list[Sample], times: np.ndarray | None = None, xy: np.ndarray | None = None) -> None:
     """Each sample's velocity (per second): the slope of the parabola through it and its two
     neighbours (one-sided at the ends: exact for a parabola too), NaN where a joint is missing
-    nearby; with two samples the chord's, with one none. ``samples`` are one answer's."""
+    nearby; with two samples the chord's, with one none. ``samples`` are one answer's (their
+    ``times`` and ``xy``, when the caller has them as arrays already)."""
     n = len(samples)
-    xy = np.stack([s.xy for s in samples]) if n else None
-    if n >= 3:
-        slope = np.gradient(xy, np.array([s.t for s in samples]), axis=0, edge_order=2)
-    elif n == 2:
-        span = max(samples[1].t - samples[0].t, EPS)
-        slope = np.repeat(((xy[1] - xy[0]) / span)[None], 2, axis=0)
+    if n == 0:
+        return
+    xy = np.stack([s.xy for s in samples]) if xy is None else xy
+    if n == 1:
+        samples[0].slope = np.zeros_like(xy[0])
+        return
+    t = np.array([s.t for s in samples]) if times is None else times
+    h = np.maximum(t[1:] - t[:-1], EPS)[:, None, None]
+    chord = (xy[1:] - xy[:-1]) / h                       # (n - 1, 19, 2): each interval's slope
+    slope = np.empty_like(xy)
+    if n == 2:
+        slope[:] = chord
     else:
-        slope = np.zeros_like(xy) if n else ()
+        # Inside, the parabola's slope is the neighbouring chords' mean weighted by the other
+        # interval; at an end, the end chord moved away from the next by its share of the two.
+        hl, hr = h[:-1], h[1:]
+        slope[1:-1] = (hr * chord[:-1] + hl * chord[1:]) / (hl + hr)
+        slope[0] = chord[0] + (chord[0] - chord[1]) * (h[0] / (h[0] + h[1]))
+        slope[-1] = chord[-1] + (chord[-1] - chord[-2]) * (h[-1] / (h[-1] + h[-2]))
     for s, v in zip(samples, slope):
         s.slope = v
 
@@ -139,8 +156,10 @@ class Track:
             return None
         if i == len(samples) or samples[i].seg != left.seg:
             return left.xy, left.conf
-        xy, conf = evaluate([Bracket(t, left, samples[i], _weight(left, samples[i], t), left.kind)])
-        return xy[0], conf[0]
+        right = samples[i]
+        w = _weight(left, right, t)
+        return (_hermite(left.xy, right.xy, left.slope, right.slope, right.t - left.t, w),
+                left.conf + w * (right.conf - left.conf))
 
     # ------------------------------------------------------------ writing
 
@@ -153,7 +172,6 @@ class Track:
         new = [Sample(t, x, c, k, seg) for t, x, c, k in zip(times.tolist(), xy, conf, kinds)]
         if not new:
             return
-        _set_slopes(new)
         t_s = new[0].t
         old = self.samples
         n_keep, _ = self._at(old, t_s - EPS)
@@ -167,6 +185,7 @@ class Track:
             # The output already showed last.t, and the new samples change what it would show
             # there: continue from what was shown and fade the difference out.
             te = last.t
+            _set_slopes(new, times, xy)
             v = self._value(cand, te)
             delta = _zero_nan(last.xy - v[0]) if v is not None else np.zeros_like(last.xy)
             past = [s for s in cand if s.t < te - EPS]
@@ -186,7 +205,9 @@ class Track:
             old_xy, _ = self._value(old, t_s)
             delta = _zero_nan(old_xy - new[0].xy)
             xy += delta * _fades((times - t_s) / blend_s)[:, None, None]
-            _set_slopes(new)
+            _set_slopes(new, times, xy)
+        else:
+            _set_slopes(new, times, xy)
         if len(cand) > self.max_samples:
             cand = cand[-self.max_samples:]
         self.samples = cand
