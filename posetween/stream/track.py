@@ -158,8 +158,12 @@ class Track:
             return left.xy, left.conf
         right = samples[i]
         w = _weight(left, right, t)
-        return (_hermite(left.xy, right.xy, left.slope, right.slope, right.t - left.t, w),
-                left.conf + w * (right.conf - left.conf))
+        conf = left.conf + w * (right.conf - left.conf)
+        if left.slope is None or right.slope is None:
+            # A sample being merged has no slope yet: the line between them (this value sets
+            # how much a correction fades out, and the fade starts from what was shown).
+            return _mix(left.xy, right.xy, w), conf
+        return _hermite(left.xy, right.xy, left.slope, right.slope, right.t - left.t, w), conf
 
     # ------------------------------------------------------------ writing
 
@@ -185,7 +189,6 @@ class Track:
             # The output already showed last.t, and the new samples change what it would show
             # there: continue from what was shown and fade the difference out.
             te = last.t
-            _set_slopes(new, times, xy)
             v = self._value(cand, te)
             delta = _zero_nan(last.xy - v[0]) if v is not None else np.zeros_like(last.xy)
             past = [s for s in cand if s.t < te - EPS]
