@@ -83,6 +83,10 @@ def test_source_clock_jump_is_a_new_segment_at_the_normal_delay(backend, jump):
     assert new_seg[0].segment > before[-1].segment
     # Poses of the new segment stand for the new clock's times, at the normal delay.
     settled = published_between(new_seg, first_new + 1.0, first_new + 2.5)
+    print(f"clock jump {jump:+g} s: output in the new segment {new_seg[0].published - first_new:.3f} s after "
+          f"its first keyframe; delay p50 / p99 before {1e3 * d_before:.1f} / "
+          f"{1e3 * np.percentile(delays(before), 99):.1f} ms, from 1 s after "
+          f"{1e3 * np.median(delays(settled, jump)):.1f} / {1e3 * np.percentile(delays(settled, jump), 99):.1f} ms")
     assert len(settled) > 0.8 * 1.5 * RATE
     assert np.median(delays(settled, jump)) == pytest.approx(d_before, abs=SLACK)
     assert np.percentile(delays(settled, jump), 99) < d_before + 0.1
@@ -122,6 +126,9 @@ def test_service_process_restart_with_publisher_and_subscriber_connected(served_
     # backlog's last keyframes (less than max_lag_error_s, so not reset) catches up at
     # max_lag_catchup, 100 ms a second (with max_lag_slew alone, CI saw 40 ms left at 3 s).
     settled = published_between(after, t_start + 2.0, t_start + 5.0)
+    print(f"service restart: output {after[0].published - t_start:.3f} s after it served again; delay p50 / p99 "
+          f"before {1e3 * np.median(d):.1f} / {1e3 * np.percentile(d, 99):.1f} ms, from 2 s after "
+          f"{1e3 * np.median(delays(settled)):.1f} / {1e3 * np.percentile(delays(settled), 99):.1f} ms")
     assert len(settled) > 0.8 * 3 * RATE
     assert np.median(delays(settled)) == pytest.approx(np.median(d), abs=SLACK)
     assert np.percentile(delays(settled), 99) < np.percentile(d, 99) + SLACK
