@@ -63,6 +63,9 @@ def _mix(a: np.ndarray, b: np.ndarray, w) -> np.ndarray:
     return np.where(np.isnan(a), b, np.where(np.isnan(b), a, a + w * (b - a)))
 
 
+_NO_SLOPE = np.full((19, 2), np.nan)   # (a sample without one: the chord is its tangent)
+
+
 def _hermite(a, b, slope_a, slope_b, h, w) -> np.ndarray:
     """The cubic Hermite curve from ``a`` to ``b`` (..., 19, 2) with these slopes (per second;
     the chord's where one is NaN) over ``h`` seconds, at ``w`` (0 to 1) of the way (h and w
@@ -85,7 +88,8 @@ def evaluate(brackets: list[Bracket]) -> tuple[np.ndarray, np.ndarray]:
     arrays, h, w = [], np.empty(n), np.empty(n)
     for i, k in enumerate(brackets):
         a, b = k.left, k.right
-        arrays += (a.xy, b.xy, a.slope, b.slope, a.conf, b.conf)
+        arrays += (a.xy, b.xy, _NO_SLOPE if a.slope is None else a.slope,
+                   _NO_SLOPE if b.slope is None else b.slope, a.conf, b.conf)
         h[i], w[i] = b.t - a.t, k.w
     poses = np.concatenate(arrays[0::6] + arrays[1::6] + arrays[2::6] + arrays[3::6]).reshape(4, n, 19, 2)
     w = w[:, None, None]
@@ -97,7 +101,7 @@ def evaluate(brackets: list[Bracket]) -> tuple[np.ndarray, np.ndarray]:
 def _set_slopes(samples: list[Sample], times: np.ndarray | None = None, xy: np.ndarray | None = None) -> None:
     """Each sample's velocity (per second): the slope of the parabola through it and its two
     neighbours (one-sided at the ends: exact for a parabola too), NaN where a joint is missing
-    nearby; with two samples the chord's, with one none. ``samples`` are one answer's (their
+    nearby; with two samples the chord's, with one 0. ``samples`` are one answer's (their
     ``times`` and ``xy``, when the caller has them as arrays already)."""
     n = len(samples)
     if n == 0:
@@ -201,7 +205,7 @@ class Track:
                 first = len(new) - len(future)
                 xy[first:] += delta * _fades((times[first:] - te) / blend_s)[:, None, None]
             cand = past + [anchor] + future
-            _set_slopes([anchor] + future)
+            _set_slopes([s for s in past if s.t >= t_s - EPS] + [anchor] + future)   # the new answer's
         elif removed and keep and keep[-1].seg == seg == removed[0].seg and blend_s > 0:
             # Replacing samples not shown yet (a prediction corrected by the real keyframe):
             # start from the old trajectory at t_s and fade to the new one.
