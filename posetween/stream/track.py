@@ -189,6 +189,7 @@ class Track:
         shown_changes = last is not None and last.seg == seg and last.t >= t_s - EPS
         # (The fades below change the new samples' poses in place, all at once: the samples'
         # xy are views of ``xy``, and the NaN of a missing joint stays NaN.)
+        answer = (new, times, xy)   # the samples that get slopes, after any fade
         if shown_changes and blend_s > 0:
             # The output already showed last.t, and the new samples change what it would show
             # there: continue from what was shown and fade the difference out.
@@ -205,16 +206,14 @@ class Track:
                 first = len(new) - len(future)
                 xy[first:] += delta * _fades((times[first:] - te) / blend_s)[:, None, None]
             cand = past + [anchor] + future
-            _set_slopes([s for s in past if s.t >= t_s - EPS] + [anchor] + future)   # the new answer's
+            answer = ([s for s in past if s.t >= t_s - EPS] + [anchor] + future,)
         elif removed and keep and keep[-1].seg == seg == removed[0].seg and blend_s > 0:
             # Replacing samples not shown yet (a prediction corrected by the real keyframe):
             # start from the old trajectory at t_s and fade to the new one.
             old_xy, _ = self._value(old, t_s)
             delta = _zero_nan(old_xy - new[0].xy)
             xy += delta * _fades((times - t_s) / blend_s)[:, None, None]
-            _set_slopes(new, times, xy)
-        else:
-            _set_slopes(new, times, xy)
+        _set_slopes(*answer)
         if len(cand) > self.max_samples:
             cand = cand[-self.max_samples:]
         self.samples = cand
