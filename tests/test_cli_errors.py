@@ -64,6 +64,7 @@ CASES = {
     "foreign .pt": (("upsample", "--input", "seq.npz", "--save-dir", "o", "--model", "foreign.pt"),
                     ["foreign.pt", "not a posetween model"]),
     "garbage .pt": (("export", "--model", "garbage.pt", "--out", "x.onnx"), ["garbage.pt", "not a posetween model"]),
+    "export --queries -3": (("export", "--queries", "-3", "--out", "x.onnx"), ["--queries -3", "2 or more"]),
     "upsample: missing model": (("upsample", "--input", "seq.npz", "--save-dir", "o", "--model", "opne"),
                                 ["opne", "no such model file", "default, open"]),
     "upsample: missing input": (("upsample", "--input", "nope.npz", "--save-dir", "o"), ["nope.npz", "no such file"]),

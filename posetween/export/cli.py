@@ -61,6 +61,9 @@ def _run_export(args) -> int:
     precision = "fp16" if args.fp16 else "int8" if args.int8 else "fp32"
     if args.format == "torchscript" and precision != "fp32":
         raise SystemExit("posetween export: --fp16 and --int8 are for --format onnx only")
+    if args.queries == 1 or args.queries < 0:
+        raise SystemExit(f"posetween export: --queries {args.queries}: give 2 or more query times per window "
+                         "(the interval's two ends and the times between), or 0 for any count")
     t0 = time.perf_counter()
     with StageProgress("export") as progress:
         out = exporters.export(args.model, args.out, args.format, precision=precision,
